@@ -1,0 +1,1 @@
+"""The ``catalog`` command: local runs, compilation for Kubeflow and Vertex, component listing."""

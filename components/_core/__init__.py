@@ -1,0 +1,1 @@
+"""Shared runtime used by every component: config, artifacts, backends, images."""

@@ -1,0 +1,163 @@
+"""Reading and writing datasets, JSON and text at local paths or ``gs://`` / ``s3://`` URIs (fsspec).
+
+Writes are atomic: data goes to a temporary sibling first and is moved into place only when complete, so a
+failed step never leaves a half-written artifact behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import fsspec
+import polars as pl
+
+TableFormat = Literal["auto", "csv", "parquet", "jsonl"]
+_SUFFIX_FORMAT = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl",
+                  ".json": "jsonl"}
+
+
+class ArtifactError(ValueError):
+    """An artifact location is missing, empty, unreadable or of an unknown format."""
+
+
+def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The fsspec filesystem and the path within it for a local path, ``file://``, ``gs://`` or ``s3://`` URI."""
+    fs, path = fsspec.core.url_to_fs(uri)
+    return fs, path
+
+
+def is_local(uri: str) -> bool:
+    """True for plain paths and ``file://`` URIs."""
+    return "://" not in uri or uri.startswith("file://")
+
+
+def local_path(uri: str) -> str:
+    """Plain local path of a local URI."""
+    return uri[len("file://"):] if uri.startswith("file://") else uri
+
+
+def format_of(path: str, declared: TableFormat = "auto") -> str:
+    """The table format of ``path``: the declared one, else inferred from the suffix."""
+    if declared != "auto":
+        return declared
+    suffix = Path(path).suffix.lower()
+    if suffix not in _SUFFIX_FORMAT:
+        raise ArtifactError(f"cannot infer the format of {path!r}: use one of {sorted(_SUFFIX_FORMAT)} "
+                            "or declare the format")
+    return _SUFFIX_FORMAT[suffix]
+
+
+def data_files(uri: str, declared: TableFormat = "auto") -> tuple[list[str], str]:
+    """Data files under ``uri`` (a file or a folder, hidden and ``_``-prefixed files skipped) and their format.
+
+    Returned paths keep the URI's scheme so polars and pyspark can read them directly.
+    """
+    fs, path = filesystem(uri)
+    if not fs.exists(path):
+        raise ArtifactError(f"source not found: {uri}")
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    prefix = "" if protocol in ("file", "local") else f"{protocol}://"
+    if fs.isdir(path):
+        files = sorted(p for p in fs.find(path) if not Path(p).name.startswith((".", "_")))
+        if declared == "auto":
+            files = [p for p in files if Path(p).suffix.lower() in _SUFFIX_FORMAT]
+        if not files:
+            raise ArtifactError(f"folder {uri} holds no data files")
+        formats = {format_of(p, declared) for p in files}
+        if len(formats) > 1:
+            raise ArtifactError(f"folder {uri} mixes formats {sorted(formats)}; declare one")
+        return [prefix + p for p in files], formats.pop()
+    return [prefix + path], format_of(path, declared)
+
+
+def scan_table(uri: str, declared: TableFormat = "auto", infer_rows: int = 10_000) -> pl.LazyFrame:
+    """Lazily scan a CSV / Parquet / JSON-lines file or folder."""
+    files, fmt = data_files(uri, declared)
+    if fmt == "parquet":
+        return pl.scan_parquet(files)
+    if fmt == "csv":
+        return pl.scan_csv(files, infer_schema_length=infer_rows, try_parse_dates=False)
+    return pl.scan_ndjson(files, infer_schema_length=infer_rows)
+
+
+def read_table(uri: str, declared: TableFormat = "auto") -> pl.DataFrame:
+    """Read a whole table; errors name the file and the cause."""
+    try:
+        return scan_table(uri, declared).collect()
+    except ArtifactError:
+        raise
+    except (pl.exceptions.PolarsError, OSError, ValueError) as err:
+        raise ArtifactError(f"cannot read {uri}: {type(err).__name__}: {str(err).splitlines()[0]}") from None
+
+
+@contextmanager
+def atomic_target(uri: str) -> Iterator[str]:
+    """Yield a temporary local path or URI to write; move it to ``uri`` only if the block succeeds."""
+    fs, path = filesystem(uri)
+    parent = os.path.dirname(path.rstrip("/"))
+    tmp = f"{parent}/.tmp-{uuid.uuid4().hex}-{os.path.basename(path.rstrip('/'))}"
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    target = tmp if is_local(uri) else f"{uri.split('://')[0]}://{tmp}"
+    try:
+        yield target
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
+        fs.mv(tmp, path, recursive=True)
+    finally:
+        if fs.exists(tmp):
+            fs.rm(tmp, recursive=True)
+
+
+def write_parquet(df: pl.DataFrame | pl.LazyFrame, uri: str) -> int:
+    """Write a table as one Parquet file atomically; returns the row count written."""
+    with atomic_target(uri) as tmp:
+        if isinstance(df, pl.LazyFrame):
+            if is_local(tmp):
+                df.sink_parquet(local_path(tmp))
+            else:
+                df.collect().write_parquet(tmp)
+        else:
+            df.write_parquet(tmp)
+    return parquet_rows(uri)
+
+
+def parquet_rows(uri: str) -> int:
+    """Row count of a Parquet file or folder from its metadata (no data read)."""
+    files, _ = data_files(uri, "parquet")
+    return sum(int(pl.scan_parquet(f).select(pl.len()).collect().item()) for f in files)
+
+
+@contextmanager
+def open_atomic(uri: str, mode: Literal["w", "wb"] = "w") -> Iterator[IO[Any]]:
+    """Open ``uri`` for writing; the file appears only when the block succeeds."""
+    with atomic_target(uri) as tmp:
+        fs, path = filesystem(tmp)
+        with fs.open(path, mode) as fh:
+            yield fh
+
+
+def write_json(obj: Any, uri: str) -> None:
+    """Write canonical, indented JSON atomically."""
+    with open_atomic(uri) as fh:
+        json.dump(obj, fh, indent=2, sort_keys=True, default=str)
+        fh.write("\n")
+
+
+def read_json(uri: str) -> Any:
+    """Read a JSON document."""
+    fs, path = filesystem(uri)
+    with fs.open(path, "r") as fh:
+        return json.load(fh)
+
+
+def write_text(text: str, uri: str) -> None:
+    """Write text atomically."""
+    with open_atomic(uri) as fh:
+        fh.write(text)

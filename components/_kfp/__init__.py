@@ -1,0 +1,16 @@
+"""The wrapper layer: KFP components that declare typed inputs/outputs and call the logic packages.
+
+``COMPONENTS`` names every reusable component; ``catalog list`` and ``compile.py`` read it.
+"""
+
+from __future__ import annotations
+
+from kfp.dsl.base_component import BaseComponent
+
+from components._kfp.ingest import ingest
+from components._kfp.validate import validate_data
+
+COMPONENTS: dict[str, BaseComponent] = {
+    "ingest": ingest,
+    "validate_data": validate_data,
+}

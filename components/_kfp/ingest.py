@@ -1,0 +1,24 @@
+"""KFP wrapper of the ingestion component."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Output
+
+from components._core.images import image
+
+
+@dsl.component(base_image=image("spark"), install_kfp_package=False)
+def ingest(
+    dataset: Output[Dataset],
+    source_uri: str = "demo://events?rows=5000&bad_share=0.02&seed=7",
+    config: str = "{}",
+    data_version: str = "v1",
+) -> int:
+    """Read CSV, Parquet or JSON lines (file or folder; local, gs://, s3:// or demo://), apply the declared
+    transforms with polars (or pyspark) and write a Parquet dataset; returns the rows written."""
+    from components.ingestion.config import IngestConfig
+    from components.ingestion.ingest import run_ingest
+
+    cfg = IngestConfig.parse(config).model_copy(update={"data_version": data_version})
+    result = run_ingest(source_uri, dataset.path, cfg)
+    dataset.metadata.update(result.to_metadata())
+    return result.rows_out

@@ -1,0 +1,39 @@
+"""KFP wrapper of the data validation component."""
+
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Markdown, Metrics, Output
+
+from components._core.images import image
+
+
+@dsl.component(base_image=image("base"), install_kfp_package=False)
+def validate_data(
+    data: Input[Dataset],
+    valid: Output[Dataset],
+    quarantine: Output[Dataset],
+    stats: Output[Artifact],
+    report: Output[Markdown],
+    metrics: Output[Metrics],
+    contract: str = "demo_events",
+    max_quarantine_share: float = 0.05,
+    reference: Input[Dataset] = None,  # type: ignore[assignment]
+) -> NamedTuple("ValidationCounts", rows_valid=int, rows_quarantined=int):  # type: ignore[valid-type]
+    """Check rows against a schema contract (a built-in name, inline JSON or a URI; empty infers it from
+    ``reference``); invalid rows go to ``quarantine`` with a reason each; fails above the quarantine share."""
+    from components.validation.resolve import resolve_contract
+    from components.validation.run import ValidationConfig, run_validation
+
+    cfg = ValidationConfig(contract=resolve_contract(contract), max_quarantine_share=max_quarantine_share)
+    summary = run_validation(
+        data.path, valid_uri=valid.path, quarantine_uri=quarantine.path, stats_uri=stats.path,
+        report_uri=report.path, config=cfg, reference_uri=reference.path if reference is not None else None,
+    )
+    for artifact in (valid, quarantine):
+        artifact.metadata.update(summary.to_metadata())
+    for key, value in summary.to_metadata().items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            metrics.log_metric(key, float(value))
+    counts = NamedTuple("ValidationCounts", rows_valid=int, rows_quarantined=int)
+    return counts(summary.rows_valid, summary.rows_quarantined)

@@ -1,0 +1,1 @@
+"""Distributed PyTorch training: one trainer program, launched locally, as a PyTorchJob or a Vertex CustomJob."""
