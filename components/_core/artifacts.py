@@ -16,6 +16,7 @@ from typing import IO, Any, Literal
 
 import fsspec
 import polars as pl
+import pyarrow.parquet as pq
 
 TableFormat = Literal["auto", "csv", "parquet", "jsonl"]
 _SUFFIX_FORMAT = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl",
@@ -77,13 +78,30 @@ def data_files(uri: str, declared: TableFormat = "auto") -> tuple[list[str], str
 
 
 def scan_table(uri: str, declared: TableFormat = "auto", infer_rows: int = 10_000) -> pl.LazyFrame:
-    """Lazily scan a CSV / Parquet / JSON-lines file or folder."""
+    """Lazily scan a CSV / Parquet / JSON-lines file or folder.
+
+    Local files stream through polars' scanners; remote files are read through fsspec (gcsfs / s3fs), the
+    same credentials path that writes use.
+    """
     files, fmt = data_files(uri, declared)
-    if fmt == "parquet":
-        return pl.scan_parquet(files)
-    if fmt == "csv":
-        return pl.scan_csv(files, infer_schema_length=infer_rows, try_parse_dates=False)
-    return pl.scan_ndjson(files, infer_schema_length=infer_rows)
+    if all(is_local(f) for f in files):
+        paths = [local_path(f) for f in files]
+        if fmt == "parquet":
+            return pl.scan_parquet(paths)
+        if fmt == "csv":
+            return pl.scan_csv(paths, infer_schema_length=infer_rows, try_parse_dates=False)
+        return pl.scan_ndjson(paths, infer_schema_length=infer_rows)
+    frames = []
+    for f in files:
+        fs, path = filesystem(f)
+        with fs.open(path, "rb") as fh:
+            if fmt == "parquet":
+                frames.append(pl.read_parquet(fh))
+            elif fmt == "csv":
+                frames.append(pl.read_csv(fh, infer_schema_length=infer_rows))
+            else:
+                frames.append(pl.read_ndjson(fh, infer_schema_length=infer_rows))
+    return pl.concat(frames, how="vertical_relaxed").lazy()
 
 
 def read_table(uri: str, declared: TableFormat = "auto") -> pl.DataFrame:
@@ -98,40 +116,54 @@ def read_table(uri: str, declared: TableFormat = "auto") -> pl.DataFrame:
 
 @contextmanager
 def atomic_target(uri: str) -> Iterator[str]:
-    """Yield a temporary local path or URI to write; move it to ``uri`` only if the block succeeds."""
+    """Yield a temporary path or URI to write; move it to ``uri`` only if the block succeeds.
+
+    The temporary lives in its own hidden sibling folder that is removed afterwards, so even a writer that
+    creates its file late (polars' streaming sink can) leaves nothing behind.
+    """
     fs, path = filesystem(uri)
-    parent = os.path.dirname(path.rstrip("/"))
-    tmp = f"{parent}/.tmp-{uuid.uuid4().hex}-{os.path.basename(path.rstrip('/'))}"
-    if parent:
-        fs.makedirs(parent, exist_ok=True)
+    path = path.rstrip("/")
+    parent, name = os.path.dirname(path), os.path.basename(path)
+    staging = f"{parent}/.tmp-{uuid.uuid4().hex}"
+    fs.makedirs(staging, exist_ok=True)
+    tmp = f"{staging}/{name}"
     target = tmp if is_local(uri) else f"{uri.split('://')[0]}://{tmp}"
     try:
         yield target
+        if not fs.exists(tmp):
+            raise ArtifactError(f"writer produced nothing for {uri}")
         if fs.exists(path):
             fs.rm(path, recursive=True)
         fs.mv(tmp, path, recursive=True)
     finally:
-        if fs.exists(tmp):
-            fs.rm(tmp, recursive=True)
+        if fs.exists(staging):
+            fs.rm(staging, recursive=True)
 
 
 def write_parquet(df: pl.DataFrame | pl.LazyFrame, uri: str) -> int:
     """Write a table as one Parquet file atomically; returns the row count written."""
     with atomic_target(uri) as tmp:
-        if isinstance(df, pl.LazyFrame):
-            if is_local(tmp):
+        if is_local(tmp):
+            if isinstance(df, pl.LazyFrame):
                 df.sink_parquet(local_path(tmp))
             else:
-                df.collect().write_parquet(tmp)
+                df.write_parquet(local_path(tmp))
         else:
-            df.write_parquet(tmp)
+            fs, path = filesystem(tmp)
+            with fs.open(path, "wb") as fh:
+                (df.collect() if isinstance(df, pl.LazyFrame) else df).write_parquet(fh)
     return parquet_rows(uri)
 
 
 def parquet_rows(uri: str) -> int:
     """Row count of a Parquet file or folder from its metadata (no data read)."""
     files, _ = data_files(uri, "parquet")
-    return sum(int(pl.scan_parquet(f).select(pl.len()).collect().item()) for f in files)
+    total = 0
+    for f in files:
+        fs, path = filesystem(f)
+        with fs.open(path, "rb") as fh:
+            total += pq.ParquetFile(fh).metadata.num_rows
+    return total
 
 
 @contextmanager

@@ -48,7 +48,7 @@ def resolve(capability: str, backend: Backend | str) -> type:
     except ValueError:
         raise BackendError(f"unknown backend {backend!r}; choose one of {[b.value for b in Backend]}") from None
     if key not in _REGISTRY:
-        have = sorted(b for (c, b) in _REGISTRY if c == capability)
+        have = sorted(b.value for (c, b) in _REGISTRY if c == capability)
         raise BackendError(f"no {capability!r} implementation for backend {backend!r}; available: {have}")
     return _REGISTRY[key]
 

@@ -22,10 +22,10 @@ def validate_data(
 ) -> NamedTuple("ValidationCounts", rows_valid=int, rows_quarantined=int):  # type: ignore[valid-type]
     """Check rows against a schema contract (a built-in name, inline JSON or a URI; empty infers it from
     ``reference``); invalid rows go to ``quarantine`` with a reason each; fails above the quarantine share."""
-    from components.validation.resolve import resolve_contract
+    from components.validation.contract_source import load_contract
     from components.validation.run import ValidationConfig, run_validation
 
-    cfg = ValidationConfig(contract=resolve_contract(contract), max_quarantine_share=max_quarantine_share)
+    cfg = ValidationConfig(contract=load_contract(contract), max_quarantine_share=max_quarantine_share)
     summary = run_validation(
         data.path, valid_uri=valid.path, quarantine_uri=quarantine.path, stats_uri=stats.path,
         report_uri=report.path, config=cfg, reference_uri=reference.path if reference is not None else None,
