@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console(file=sys.stdout, highlight=False)  # bound now: kfp.local redirects stdout during runs
-_TYPES = {"STRING": str, "NUMBER_INTEGER": int, "NUMBER_DOUBLE": float}
+_TYPES = {"String": str, "Integer": int, "Float": float}
 
 
 def _bool(text: str) -> bool:
@@ -34,9 +34,9 @@ def parse_parameters(pairs: list[str], inputs: dict[str, Any]) -> dict[str, Any]
             raise SystemExit(f"error: unknown parameter {name!r}; this pipeline takes: {', '.join(sorted(inputs))}")
         kind = inputs[name].type
         try:
-            if kind == "BOOLEAN":
+            if kind == "Boolean":
                 out[name] = _bool(raw)
-            elif kind in ("STRUCT", "LIST"):
+            elif kind in ("Dict", "List"):
                 out[name] = json.loads(raw)
             else:
                 out[name] = _TYPES.get(kind, str)(raw)

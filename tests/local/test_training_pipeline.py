@@ -1,0 +1,60 @@
+"""The training pipeline, whole, under kfp.local through the ``catalog`` CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from catalog.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def run(tmp_path: Path, *params: str) -> tuple[int, dict]:
+    summary = tmp_path / "summary.json"
+    args = ["run", "training", "--root", str(tmp_path / "runs"), "--summary", str(summary)]
+    for p in params:
+        args += ["-p", p]
+    code = main(args)
+    return code, json.loads(summary.read_text())
+
+
+def test_training_pipeline_runs_whole_on_defaults(tmp_path: Path) -> None:
+    code, summary = run(tmp_path)
+    assert code == 0 and summary["status"] == "SUCCEEDED", summary["error"]
+    tasks = {t["name"]: t for t in summary["tasks"]}
+    assert {"ingest", "validate-data"} <= set(tasks)
+    assert all(t["status"] == "SUCCEEDED" and t["seconds"] > 0 for t in tasks.values())
+    rows = tasks["ingest"]["outputs"]["Output"]
+    valid = pl.read_parquet(tasks["validate-data"]["outputs"]["valid"])
+    quarantine = pl.read_parquet(tasks["validate-data"]["outputs"]["quarantine"])
+    assert rows == 5000 and valid.height + quarantine.height == rows
+    assert 0 < quarantine.height <= 0.05 * rows  # the demo injects 2 % bad rows
+    assert quarantine["_reasons"].str.len_chars().min() > 0
+    assert "PASS" in Path(tasks["validate-data"]["outputs"]["report"]).read_text()
+
+
+def test_a_failing_task_fails_the_run_with_its_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, summary = run(tmp_path, "max_quarantine_share=0.001")
+    assert code == 1 and summary["status"] == "FAILED"
+    failed = [t for t in summary["tasks"] if t["status"] == "FAILED"]
+    assert [t["name"] for t in failed] == ["validate-data"]
+    assert "QuarantineThresholdError" in summary["error"]
+    assert "QuarantineThresholdError" in capsys.readouterr().err
+
+
+def test_user_data_from_a_folder(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    from components.data.events import EventsConfig, generate_events
+
+    df = generate_events(EventsConfig(rows=600, seed=11))
+    df[:300].write_parquet(src / "part-0.parquet")
+    df[300:].write_parquet(src / "part-1.parquet")
+    code, summary = run(tmp_path, f"source_uri={src}", "data_version=2026-11-23")
+    assert code == 0, summary["error"]
+    tasks = {t["name"]: t for t in summary["tasks"]}
+    assert tasks["validate-data"]["outputs"]["rows_valid"] == 600
