@@ -43,15 +43,22 @@ def local_path(uri: str) -> str:
     return uri[len("file://"):] if uri.startswith("file://") else uri
 
 
-def format_of(path: str, declared: TableFormat = "auto") -> str:
-    """The table format of ``path``: the declared one, else inferred from the suffix."""
+def format_of(path: str, declared: TableFormat = "auto", fs: fsspec.AbstractFileSystem | None = None) -> str:
+    """The table format of ``path``: the declared one, else from the suffix, else sniffed (Parquet magic).
+
+    KFP artifact paths carry no suffix, so a suffix-less Parquet file is recognised by its ``PAR1`` header.
+    """
     if declared != "auto":
         return declared
     suffix = Path(path).suffix.lower()
-    if suffix not in _SUFFIX_FORMAT:
-        raise ArtifactError(f"cannot infer the format of {path!r}: use one of {sorted(_SUFFIX_FORMAT)} "
-                            "or declare the format")
-    return _SUFFIX_FORMAT[suffix]
+    if suffix in _SUFFIX_FORMAT:
+        return _SUFFIX_FORMAT[suffix]
+    if fs is not None and not suffix and fs.isfile(path):
+        with fs.open(path, "rb") as fh:
+            if fh.read(4) == b"PAR1":
+                return "parquet"
+    raise ArtifactError(f"cannot infer the format of {path!r}: use one of {sorted(_SUFFIX_FORMAT)} "
+                        "or declare the format")
 
 
 def data_files(uri: str, declared: TableFormat = "auto") -> tuple[list[str], str]:
@@ -67,14 +74,14 @@ def data_files(uri: str, declared: TableFormat = "auto") -> tuple[list[str], str
     if fs.isdir(path):
         files = sorted(p for p in fs.find(path) if not Path(p).name.startswith((".", "_")))
         if declared == "auto":
-            files = [p for p in files if Path(p).suffix.lower() in _SUFFIX_FORMAT]
+            files = [p for p in files if Path(p).suffix.lower() in _SUFFIX_FORMAT or not Path(p).suffix]
         if not files:
             raise ArtifactError(f"folder {uri} holds no data files")
-        formats = {format_of(p, declared) for p in files}
+        formats = {format_of(p, declared, fs) for p in files}
         if len(formats) > 1:
             raise ArtifactError(f"folder {uri} mixes formats {sorted(formats)}; declare one")
         return [prefix + p for p in files], formats.pop()
-    return [prefix + path], format_of(path, declared)
+    return [prefix + path], format_of(path, declared, fs)
 
 
 def scan_table(uri: str, declared: TableFormat = "auto", infer_rows: int = 10_000) -> pl.LazyFrame:

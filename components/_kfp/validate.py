@@ -35,5 +35,4 @@ def validate_data(
     for key, value in summary.to_metadata().items():
         if isinstance(value, int | float) and not isinstance(value, bool):
             metrics.log_metric(key, float(value))
-    counts = NamedTuple("ValidationCounts", rows_valid=int, rows_quarantined=int)
-    return counts(summary.rows_valid, summary.rows_quarantined)
+    return summary.rows_valid, summary.rows_quarantined  # KFP maps a tuple onto the NamedTuple's fields

@@ -22,12 +22,12 @@ BAD_KINDS = ("null_entity", "negative_amount", "unknown_country", "nan_minutes",
 class EventsConfig(StrictConfig):
     """Knobs of the demo event table."""
 
-    rows: int = Field(5_000, ge=1, le=200_000_000, description="number of rows generated")
-    entities: int = Field(500, ge=1, le=50_000_000, description="distinct entity ids")
-    days: int = Field(60, ge=1, le=3650, description="span of event timestamps, in days from 2026-01-01")
-    shift: float = Field(0.0, ge=-10, le=10, description="distribution shift in standard deviations (drift)")
-    bad_share: float = Field(0.0, ge=0, le=1, description="share of rows corrupted with one defect each")
-    seed: int = Field(7, ge=0, le=2**32 - 1, description="random seed; same seed, same table")
+    rows: int = Field(default=5_000, ge=1, le=200_000_000, description="number of rows generated")
+    entities: int = Field(default=500, ge=1, le=50_000_000, description="distinct entity ids")
+    days: int = Field(default=60, ge=1, le=3650, description="span of event timestamps, in days from 2026-01-01")
+    shift: float = Field(default=0.0, ge=-10, le=10, description="distribution shift in standard deviations (drift)")
+    bad_share: float = Field(default=0.0, ge=0, le=1, description="share of rows corrupted with one defect each")
+    seed: int = Field(default=7, ge=0, le=2**32 - 1, description="random seed; same seed, same table")
 
 
 def generate_events(cfg: EventsConfig | None = None) -> pl.DataFrame:
@@ -45,7 +45,7 @@ def generate_events(cfg: EventsConfig | None = None) -> pl.DataFrame:
     age_days = rng.integers(0, 2000, cfg.entities + 1)[entity].astype(np.int64)
     p_country = np.array([0.2, 0.15, 0.15, 0.3, 0.12, 0.08])
     if cfg.shift:
-        p_country = np.roll(p_country, int(round(cfg.shift)) or 1)
+        p_country = np.roll(p_country, round(cfg.shift) or 1)
     country = rng.choice(len(COUNTRIES), n, p=p_country)
     channel = rng.choice(len(CHANNELS), n, p=[0.5, 0.35, 0.15])
     device = rng.choice(len(DEVICES), n)
@@ -72,7 +72,7 @@ def generate_events(cfg: EventsConfig | None = None) -> pl.DataFrame:
 
 
 def _inject_bad_rows(df: pl.DataFrame, cfg: EventsConfig, rng: np.random.Generator) -> pl.DataFrame:
-    n_bad = int(round(cfg.bad_share * df.height))
+    n_bad = round(cfg.bad_share * df.height)
     if n_bad == 0:
         return df
     idx = rng.choice(np.arange(1, df.height), size=min(n_bad, df.height - 1), replace=False)

@@ -29,7 +29,7 @@ def test_config_parses_json_dict_and_empty_and_serializes_canonically() -> None:
     assert Demo.parse("").rows == 10
     assert Demo.parse({"rows": 3}) == Demo.parse('{"rows": 3}')
     assert Demo.parse({"name": "b", "rows": 2}).to_json() == '{"name":"b","rows":2}'
-    with pytest.raises(Exception, match="frozen"):
+    with pytest.raises(Exception, match=r"frozen"):
         Demo().rows = 3  # type: ignore[misc]
 
 
@@ -63,6 +63,11 @@ def test_data_files_and_read_table_file_folder_and_errors(tmp_path) -> None:
     (tmp_path / "x.txt").write_text("a\n1\n")
     with pytest.raises(artifacts.ArtifactError, match="cannot infer the format"):
         artifacts.data_files(str(tmp_path / "x.txt"))
+    pl.DataFrame({"a": [7]}).write_parquet(tmp_path / "artifact")  # KFP artifact paths have no suffix
+    assert artifacts.read_table(str(tmp_path / "artifact"))["a"].to_list() == [7]
+    (tmp_path / "noext").write_text("a\n1\n")
+    with pytest.raises(artifacts.ArtifactError, match="cannot infer the format"):
+        artifacts.data_files(str(tmp_path / "noext"))
     (tmp_path / "broken.parquet").write_bytes(b"PAR1 not really")
     with pytest.raises(artifacts.ArtifactError, match="broken.parquet"):
         artifacts.read_table(str(tmp_path / "broken.parquet"))
