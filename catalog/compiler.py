@@ -61,7 +61,7 @@ def build_vertex_job(path: Path) -> dict[str, Any]:
         project="catalog-check", location="us-central1", enable_caching=None,
         credentials=google.auth.credentials.AnonymousCredentials(),
     )
-    return job.to_dict()  # type: ignore[no-any-return]
+    return job.to_dict()
 
 
 def _verify(path: Path, target: str, is_pipeline: bool) -> list[str]:

@@ -26,7 +26,6 @@ from kfp.local import task_dispatcher
 from pipelines import factory
 from pipelines.targets import Target
 
-
 _KFP_NOISE = re.compile(r"^\s*-{20,}\s*$| - (INFO|ERROR|WARNING) - ")
 
 

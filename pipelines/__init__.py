@@ -17,4 +17,4 @@ def factory(name: str) -> Callable[..., Any]:
     if name not in PIPELINES:
         raise KeyError(f"unknown pipeline {name!r}; available: {sorted(PIPELINES)}")
     module, attr = PIPELINES[name].split(":")
-    return getattr(import_module(module), attr)  # type: ignore[no-any-return]
+    return getattr(import_module(module), attr)

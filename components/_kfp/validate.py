@@ -18,7 +18,7 @@ def validate_data(
     metrics: Output[Metrics],
     contract: str = "demo_events",
     max_quarantine_share: float = 0.05,
-    reference: Input[Dataset] = None,  # type: ignore[assignment]
+    reference: Input[Dataset] = None,
 ) -> NamedTuple("ValidationCounts", rows_valid=int, rows_quarantined=int):  # type: ignore[valid-type]
     """Check rows against a schema contract (a built-in name, inline JSON or a URI; empty infers it from
     ``reference``); invalid rows go to ``quarantine`` with a reason each; fails above the quarantine share."""
