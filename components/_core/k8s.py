@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import signal
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ from kubernetes.client.exceptions import ApiException
 from components._core.artifacts import write_text
 from components._core.k8s_logs import collect
 from components._core.k8s_meta import SPEC_HASH_ANNOTATION, canonical, deterministic_name, spec_hash
+from components._core.signals import Terminated, on_sigterm
 from components._core.waiting import Clock, DeadlineExceeded, wait_for
 
 __all__ = [
@@ -62,51 +61,12 @@ class ResourceFailed(RuntimeError):
         self.obj = obj
 
 
-class Terminated(SystemExit):
-    """Raised in the main thread after SIGTERM's cleanup ran; exits with the conventional code 143."""
-
-    def __init__(self) -> None:
-        super().__init__(128 + signal.SIGTERM)
-
-
 @dataclass(frozen=True)
 class Cleanup:
     """When to delete the resource: on cancel (SIGTERM, deadline, interrupt) always; these are optional."""
 
     on_success: bool = False
     on_failure: bool = False
-
-
-@contextmanager
-def on_sigterm(cleanup: Callable[[], object]) -> Iterator[None]:
-    """While active, SIGTERM runs ``cleanup`` and raises ``Terminated``; the old handler is restored after.
-
-    Signal handlers exist only in the main thread; elsewhere this is a no-op (logged).
-    """
-    if threading.current_thread() is not threading.main_thread():
-        log.warning("not in the main thread: SIGTERM cleanup not installed")
-        yield
-        return
-    previous = signal.getsignal(signal.SIGTERM)
-    fired = False
-
-    def handle(signum: int, frame: Any) -> None:
-        nonlocal fired
-        if fired:  # a second SIGTERM while cleaning up: keep cleaning up
-            return
-        fired = True
-        log.warning("SIGTERM received: cleaning up")
-        try:
-            cleanup()
-        except Exception:  # still exit as terminated; the error is in the step's log
-            log.exception("cleanup on SIGTERM failed")
-        raise Terminated()
-
-    signal.signal(signal.SIGTERM, handle)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def default_clients() -> tuple[Any, Any]:

@@ -1,1 +1,2 @@
-"""Distributed PyTorch training: one trainer program, launched locally, as a PyTorchJob or a Vertex CustomJob."""
+"""Distributed PyTorch training: one trainer program, launched locally, as a PyTorchJob or a Vertex
+CustomJob."""

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from types import FrameType
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import Field, field_validator
 
 from components._core.artifacts import write_json
 from components._core.config import StrictConfig
+from components._core.signals import on_sigterm
 from components._core.waiting import Clock
 from components.training.launch import LaunchSpec, TrainingBackend
 from components.tuning.optuna_engine import (
@@ -123,23 +120,6 @@ def resolve_storage_url(cfg: StorageConfig, output_dir: str, env: Mapping[str, s
     return url.render_as_string(hide_password=False)
 
 
-@contextmanager
-def sigterm_raises() -> Iterator[None]:
-    """Turn SIGTERM (pod deletion, run termination) into ``SystemExit`` so the engine cancels running trials."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def run_step(
     config: TuningStepConfig | Mapping[str, Any] | str,
     base_launch: LaunchSpec | Mapping[str, Any],
@@ -156,7 +136,7 @@ def run_step(
     base = LaunchSpec.parse(base_launch)
     url = resolve_storage_url(cfg.storage, output_dir, env)
     log.info("tuning %s with %s on storage %s", base.name, cfg.spec.algorithm.algorithm_name, redact(url))
-    with sigterm_raises():
+    with on_sigterm():  # SIGTERM raises Terminated; the engine cancels running trials
         result = run_tuning(
             cfg.spec, base, backend, output_dir=output_dir, storage_url=url, study_name=cfg.study_name or None,
             clock=clock, poll_interval_s=cfg.poll_interval_s, timeout_s=cfg.timeout_s,

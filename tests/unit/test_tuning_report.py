@@ -16,12 +16,13 @@ import polars as pl
 import pytest
 
 from components._core.config import ConfigError
+from components._core.signals import on_sigterm
 from components._core.waiting import Clock
 from components.training.launch import LaunchSpec
 from components.tuning.optuna_engine import StopReason, TuningResult, run_tuning
 from components.tuning.params import BestParams
 from components.tuning.report import history_html, write_reports, write_trials_table
-from components.tuning.run import StorageConfig, TuningFailed, resolve_storage_url, run_step, sigterm_raises
+from components.tuning.run import StorageConfig, TuningFailed, resolve_storage_url, run_step
 from components.tuning.simulate import SimulatedBackend, SimulatedFailure
 
 
@@ -174,7 +175,7 @@ def test_run_step_fails_after_writing_reports_when_too_many_trials_fail(tmp_path
 
 def test_sigterm_becomes_system_exit_and_is_restored() -> None:
     before = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(SystemExit) as err, sigterm_raises():
+    with pytest.raises(SystemExit) as err, on_sigterm():
         os.kill(os.getpid(), signal.SIGTERM)
         signal.sigtimedwait([], 0.1) if hasattr(signal, "sigtimedwait") else None
     assert err.value.code == 128 + signal.SIGTERM

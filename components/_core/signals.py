@@ -1,0 +1,57 @@
+"""The one SIGTERM mechanism: KFP stops a step by SIGTERM (run terminated, pod deleted, deadline), and every
+launcher must then cancel or delete what it started before exiting."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class Terminated(SystemExit):
+    """The step was told to stop; its cleanup ran. Exits with the conventional code 143."""
+
+    def __init__(self, message: str = "received SIGTERM") -> None:
+        super().__init__(128 + signal.SIGTERM)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@contextmanager
+def on_sigterm(cleanup: Callable[[], object] | None = None) -> Iterator[None]:
+    """While active, SIGTERM runs ``cleanup`` (if any) and raises ``Terminated``; the old handler is restored.
+
+    Signal handlers exist only in the main thread; elsewhere this is a no-op (logged).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        log.warning("not in the main thread: SIGTERM cleanup not installed")
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    fired = False
+
+    def handle(signum: int, frame: Any) -> None:
+        nonlocal fired
+        if fired:  # a second SIGTERM while cleaning up: keep cleaning up
+            return
+        fired = True
+        log.warning("SIGTERM received: cleaning up")
+        if cleanup is not None:
+            try:
+                cleanup()
+            except Exception:  # still exit as terminated; the error is in the step's log
+                log.exception("cleanup on SIGTERM failed")
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
