@@ -45,9 +45,9 @@ def parse_parameters(pairs: list[str], inputs: dict[str, Any]) -> dict[str, Any]
     return out
 
 
-def _short(value: Any, run_dir: str) -> str:
-    text = str(value)
-    return text.replace(run_dir + "/artifacts/", "") if run_dir else text
+def _short(value: Any, run_dir: str, width: int = 60) -> str:
+    text = str(value).replace(run_dir + "/artifacts/", "") if run_dir else str(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def cmd_run(args: argparse.Namespace) -> int:

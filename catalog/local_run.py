@@ -159,7 +159,9 @@ def run_pipeline(
         summary.status = "SUCCEEDED"
     except Exception as err:  # kfp.local raises RuntimeError on a failed task; bad arguments raise others
         summary.status = "FAILED"
-        summary.error = task_error(recorder.tasks) or f"{type(err).__name__}: {err}"
+        failed = next((t.name for t in recorder.tasks if t.status == "FAILED"), "")
+        summary.error = task_error(recorder.tasks) or (
+            f"task {failed!r} could not start: " if failed else "") + f"{type(err).__name__}: {err}"
     summary.seconds = time.perf_counter() - start
     (run_dir / "logs" / "pipeline.log").write_text(run_log.getvalue())
     summary.tasks = recorder.tasks
@@ -173,6 +175,6 @@ def task_error(tasks: list[TaskRecord], lines: int = 15) -> str:
         if task.status == "FAILED" and task.log:
             kept = [ln for ln in Path(task.log).read_text().splitlines()
                     if ln.strip() and not _KFP_NOISE.search(ln)]
-            tail = kept[-lines:]
-            return f"task {task.name!r} failed:\n" + "\n".join(tail)
+            if kept:
+                return f"task {task.name!r} failed:\n" + "\n".join(kept[-lines:])
     return ""

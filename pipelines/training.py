@@ -1,14 +1,13 @@
-"""The training pipeline: ingest → validate (later stages extend this same pipeline).
+"""The training pipeline: ingest → validate → tune → train (model artifact + metrics).
 
 No ``from __future__ import annotations`` here: KFP reads the real annotations of the pipeline signature.
-
 Every parameter has a default that runs on one machine with embedded data.
 """
 
-
 from kfp import dsl
 
-from components._kfp import ingest, validate_data
+from components._kfp import ingest, train, tune, validate_data
+from pipelines import defaults
 from pipelines.targets import Target, configure
 
 NAME = "training"
@@ -17,22 +16,37 @@ NAME = "training"
 def make_pipeline(target: Target = Target.LOCAL) -> dsl.graph_component.GraphComponent:
     """Build the training pipeline for ``target`` (platform config differs; the graph does not)."""
 
-    @dsl.pipeline(name=NAME, description="Ingest and validate event data, ready for features and training.")
+    @dsl.pipeline(name=NAME, description="Ingest, validate, tune and train a tabular PyTorch model.")
     def training(
         source_uri: str = "demo://events?rows=5000&bad_share=0.02&seed=7",
         data_version: str = "v1",
         ingest_config: str = "{}",
         contract: str = "demo_events",
         max_quarantine_share: float = 0.05,
+        tuning_spec: str = defaults.TUNING_SPEC,
+        trainer_config: str = defaults.TRAINER_CONFIG,
+        launch: str = defaults.LAUNCH,
+        tune_config: str = defaults.TUNE,
     ) -> None:
         raw = configure(
             ingest(source_uri=source_uri, config=ingest_config, data_version=data_version),
             target, display_name="ingest", memory="4G",
         )
-        configure(
+        checked = configure(
             validate_data(data=raw.outputs["dataset"], contract=contract,
                           max_quarantine_share=max_quarantine_share),
             target, display_name="validate",
+        )
+        tuned = configure(
+            tune(training_set=checked.outputs["valid"], tuning_spec=tuning_spec, trainer_config=trainer_config,
+                 launch=launch, tune_config=tune_config, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                 task=dsl.PIPELINE_TASK_NAME_PLACEHOLDER),
+            target, display_name="tune", cache=False, timeout_s=6 * 3600, cpu="2", memory="4G",
+        )
+        configure(
+            train(training_set=checked.outputs["valid"], trainer_config=tuned.outputs["best_trainer_config"],
+                  launch=launch, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, task=dsl.PIPELINE_TASK_NAME_PLACEHOLDER),
+            target, display_name="train", cache=False, timeout_s=6 * 3600, cpu="2", memory="4G",
         )
 
     return training

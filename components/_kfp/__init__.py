@@ -8,9 +8,13 @@ from __future__ import annotations
 from kfp.dsl.base_component import BaseComponent
 
 from components._kfp.ingest import ingest
+from components._kfp.train import train
+from components._kfp.tune import tune
 from components._kfp.validate import validate_data
 
 COMPONENTS: dict[str, BaseComponent] = {
     "ingest": ingest,
     "validate_data": validate_data,
+    "tune": tune,
+    "train": train,
 }

@@ -15,10 +15,10 @@ def ingest(
 ) -> int:
     """Read CSV, Parquet or JSON lines (file or folder; local, gs://, s3:// or demo://), apply the declared
     transforms with polars (or pyspark) and write a Parquet dataset; returns the rows written."""
-    from components.ingestion.config import IngestConfig
+    import json
+
     from components.ingestion.ingest import run_ingest
 
-    cfg = IngestConfig.parse(config).model_copy(update={"data_version": data_version})
-    result = run_ingest(source_uri, dataset.path, cfg)
+    result = run_ingest(source_uri, dataset.path, {**json.loads(config or "{}"), "data_version": data_version})
     dataset.metadata.update(result.to_metadata())
     return result.rows_out

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from components._core.artifacts import read_json
+from components._core.artifacts import read_json, write_text
 from components._core.signals import Terminated, on_sigterm
 from components._core.waiting import Clock, DeadlineExceeded, wait_for
 from components.training.launch import (
@@ -35,9 +35,22 @@ def _failure(name: str, job: RunningJob, status: JobStatus, why: str) -> LaunchE
 
 def run_training(spec: LaunchSpec, backend: TrainingBackend, *,
                  on_status: Callable[[JobStatus], None] | None = None,
-                 interval_s: float = 2.0, clock: Clock | None = None) -> dict[str, Any]:
-    """Start ``spec`` on ``backend``, wait until it ends and return ``final_metrics.json``."""
+                 interval_s: float = 2.0, clock: Clock | None = None,
+                 logs_uri: str | None = None) -> dict[str, Any]:
+    """Start ``spec`` on ``backend``, wait until it ends and return ``final_metrics.json``.
+
+    With ``logs_uri``, the job's logs (every rank or pod) are written there however the job ends.
+    """
     job = backend.start(spec)
+    try:
+        return _await(spec, job, on_status, interval_s, clock)
+    finally:
+        if logs_uri:
+            write_text(job.logs(), logs_uri)
+
+
+def _await(spec: LaunchSpec, job: RunningJob, on_status: Callable[[JobStatus], None] | None,
+           interval_s: float, clock: Clock | None) -> dict[str, Any]:
     try:
         with on_sigterm():
             status = wait_for(job.status, lambda s: s.phase.terminal, timeout_s=spec.timeout_s,

@@ -1,0 +1,32 @@
+"""KFP wrapper of the distributed training component."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
+
+from components._core.images import image
+
+
+@dsl.component(base_image=image("torch"), install_kfp_package=False)
+def train(
+    training_set: Input[Dataset],
+    model: Output[Model],
+    run: Output[Artifact],
+    metrics: Output[Metrics],
+    trainer_config: dict,
+    launch: str = "{}",
+    run_id: str = "",
+    task: str = "train",
+) -> float:
+    """Train the tabular PyTorch model with DDP as local processes, a PyTorchJob or a Vertex CustomJob; writes a
+    safetensors model with its model card, and the run's metrics, checkpoints and logs. Returns the test AUC."""
+    from components.training.step import train_step
+
+    out = train_step(training_set.path, model_dir=model.path, run_dir=run.path, trainer_config=trainer_config,
+                     launch=launch, run_id=run_id, task=task)
+    for key, value in out.metrics.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            metrics.log_metric(key, float(value))
+    model.metadata.update({"framework": "pytorch", "format": "safetensors", "job": out.name,
+                           "features": len(out.model_card.get("features", [])),
+                           "test_auc": out.metrics.get("test_auc")})
+    return float(out.metrics["test_auc"])
