@@ -8,12 +8,12 @@ import json
 
 TRAINER_CONFIG = json.dumps({
     "label_column": "label",
-    "hidden_sizes": [32, 16],
+    "hidden_sizes": [64, 32],
     "dropout": 0.1,
     "lr": 0.003,
     "batch_size": 64,
-    "max_epochs": 20,
-    "early_stopping": {"metric": "val_auc", "patience": 4},
+    "max_epochs": 40,
+    "early_stopping": {"metric": "val_auc", "patience": 6},
     "seed": 7,
 }, sort_keys=True)
 

@@ -19,6 +19,9 @@ from components.tuning.run import StorageConfig, TuningStepConfig, run_step
 from components.tuning.spec import TuningSpec
 
 
+KATIB_TRIAL_OUTPUT = "/tmp/trial"
+
+
 class TuneConfig(StrictConfig):
     """Engine and storage of the tuning step (the experiment itself is the ``TuningSpec``)."""
 
@@ -63,7 +66,9 @@ def _katib(tspec: TuningSpec, base: Any, lc: LaunchConfig, cfg: TuneConfig, outp
     if lc.backend != Backend.KUBEFLOW:
         raise ValueError("engine=katib runs trials as PyTorchJobs: set launch.backend to 'kubeflow'")
     namespace = lc.kubeflow.namespace
-    experiment = build_experiment(tspec.katib(), base, namespace=namespace, run_id=run_id, task=task)
+    # Katib's File metrics collector reads metrics.jsonl inside the trial pod: trials write to a pod-local folder.
+    trial = base.model_copy(update={"output_uri": KATIB_TRIAL_OUTPUT})
+    experiment = build_experiment(tspec.katib(), trial, namespace=namespace, run_id=run_id, task=task)
     write_json(experiment, f"{output_dir}/experiment.json")
     engine = engine or KatibEngine(namespace)
     best = engine.run(experiment, timeout_s=cfg.timeout_s, logs_uri=f"{output_dir}/logs.txt")

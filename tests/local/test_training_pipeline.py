@@ -26,7 +26,7 @@ def test_training_pipeline_runs_whole_on_defaults(tmp_path: Path) -> None:
     code, summary = run(tmp_path)
     assert code == 0 and summary["status"] == "SUCCEEDED", summary["error"]
     tasks = {t["name"]: t for t in summary["tasks"]}
-    assert {"ingest", "validate-data"} <= set(tasks)
+    assert list(tasks) == ["ingest", "validate-data", "tune", "train"]
     assert all(t["status"] == "SUCCEEDED" and t["seconds"] > 0 for t in tasks.values())
     rows = tasks["ingest"]["outputs"]["Output"]
     valid = pl.read_parquet(tasks["validate-data"]["outputs"]["valid"])
@@ -35,6 +35,23 @@ def test_training_pipeline_runs_whole_on_defaults(tmp_path: Path) -> None:
     assert 0 < quarantine.height <= 0.05 * rows  # the demo injects 2 % bad rows
     assert quarantine["_reasons"].str.len_chars().min() > 0
     assert "PASS" in Path(tasks["validate-data"]["outputs"]["report"]).read_text()
+    model = Path(tasks["train"]["outputs"]["model"])
+    assert {"model.safetensors", "model_card.json"} <= {p.name for p in model.iterdir()}
+    card = json.loads((model / "model_card.json").read_text())
+    assert card["metrics"]["test_auc"] == tasks["train"]["outputs"]["Output"] > 0.6  # learns the demo's signal
+    trials = pl.read_parquet(tasks["tune"]["outputs"]["trials"])
+    assert trials.height == 3 and trials["state"].is_in(["Succeeded", "EarlyStopped"]).all()
+    best = tasks["tune"]["outputs"]["best_trainer_config"]
+    assert best["lr"] in trials["params_lr"].to_list()  # training consumed the tuner's best parameters
+    assert card["trainer_config"]["lr"] == best["lr"]
+
+
+def test_breast_cancer_reaches_a_test_auc_of_at_least_095(tmp_path: Path) -> None:
+    code, summary = run(tmp_path, "source_uri=demo://breast_cancer", "contract=breast_cancer")
+    assert code == 0, summary["error"]
+    tasks = {t["name"]: t for t in summary["tasks"]}
+    assert tasks["validate-data"]["outputs"]["rows_valid"] == 569
+    assert tasks["train"]["outputs"]["Output"] >= 0.95
 
 
 def test_a_failing_task_fails_the_run_with_its_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
