@@ -13,8 +13,8 @@ from components._core.backends import Backend, resolve
 from components._core.config import StrictConfig
 from components._core.images import image
 from components._core.k8s_meta import deterministic_name
-from components.training.config import TrainerConfig
 from components.training import local as _local  # noqa: F401  (registers Backend.LOCAL)
+from components.training.config import TrainerConfig
 from components.training.kubeflow import KubeflowOptions  # registers Backend.KUBEFLOW
 from components.training.launch import LaunchSpec, Resources, TrainingBackend
 from components.training.run import run_training

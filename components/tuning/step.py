@@ -18,7 +18,6 @@ from components.tuning.params import BestParams, merge_params
 from components.tuning.run import StorageConfig, TuningStepConfig, run_step
 from components.tuning.spec import TuningSpec
 
-
 KATIB_TRIAL_OUTPUT = "/tmp/trial"
 
 

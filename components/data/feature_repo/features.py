@@ -1,11 +1,13 @@
-"""Feast definitions of the demo repository: one entity, one file source, two feature views with TTLs."""
+"""Feast definitions of the demo repository: one entity, one file source, two feature views with TTLs and the
+feature service the demo model trains on."""
 
 from datetime import timedelta
 
-from feast import Entity, FeatureView, Field, FileSource
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
 from feast.types import Float64, Int64, String
 
-entity = Entity(name="entity", join_keys=["entity_id"], description="a customer of the demo shop")
+entity = Entity(name="entity", join_keys=["entity_id"], value_type=ValueType.INT64,
+                description="a customer of the demo shop")
 
 # The path is supplied at apply time (the data lives in the pipeline's artifacts).
 events = FileSource(
@@ -41,3 +43,5 @@ profile = FeatureView(
     ],
     description="account age and the context (country, channel, device) of the latest event",
 )
+
+training = FeatureService(name="training", features=[activity, profile], description="the demo model's inputs")
