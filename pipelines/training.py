@@ -1,4 +1,5 @@
-"""The training pipeline: ingest → validate → tune → train (model artifact + metrics).
+"""The training pipeline: ingest → validate → feature apply → materialize → training set (+ online check) →
+tune → train (model artifact + metrics).
 
 No ``from __future__ import annotations`` here: KFP reads the real annotations of the pipeline signature.
 Every parameter has a default that runs on one machine with embedded data.
@@ -6,7 +7,16 @@ Every parameter has a default that runs on one machine with embedded data.
 
 from kfp import dsl
 
-from components._kfp import ingest, train, tune, validate_data
+from components._kfp import (
+    feature_apply,
+    feature_materialize,
+    feature_online_check,
+    feature_training_set,
+    ingest,
+    train,
+    tune,
+    validate_data,
+)
 from pipelines import defaults
 from pipelines.targets import Target, configure
 
@@ -16,13 +26,18 @@ NAME = "training"
 def make_pipeline(target: Target = Target.LOCAL) -> dsl.graph_component.GraphComponent:
     """Build the training pipeline for ``target`` (platform config differs; the graph does not)."""
 
-    @dsl.pipeline(name=NAME, description="Ingest, validate, tune and train a tabular PyTorch model.")
+    @dsl.pipeline(name=NAME, description="Ingest, validate, build Feast features, tune and train a tabular "
+                                        "PyTorch model.")
     def training(
         source_uri: str = "demo://events?rows=5000&bad_share=0.02&seed=7",
         data_version: str = "v1",
         ingest_config: str = "{}",
         contract: str = "demo_events",
         max_quarantine_share: float = 0.05,
+        feature_repo: str = "demo",
+        feature_store_config: str = "{}",
+        materialize_config: str = '{"mode": "incremental"}',
+        training_set_config: str = '{"feature_service": "training"}',
         tuning_spec: str = defaults.TUNING_SPEC,
         trainer_config: str = defaults.TRAINER_CONFIG,
         launch: str = defaults.LAUNCH,
@@ -37,14 +52,33 @@ def make_pipeline(target: Target = Target.LOCAL) -> dsl.graph_component.GraphCom
                           max_quarantine_share=max_quarantine_share),
             target, display_name="validate",
         )
+        valid = checked.outputs["valid"]
+        store = configure(
+            feature_apply(data=valid, repo=feature_repo, store_config=feature_store_config),
+            target, display_name="feature-apply", cache=False,
+        )
+        loaded = configure(
+            feature_materialize(feature_store=store.outputs["feature_store"], data=valid, config=materialize_config),
+            target, display_name="materialize", cache=False, memory="4G",
+        )
+        features = configure(
+            feature_training_set(feature_store=loaded.outputs["materialized"], data=valid, labels=valid,
+                                 config=training_set_config),
+            target, display_name="training-set", memory="4G",
+        )
+        configure(
+            feature_online_check(feature_store=loaded.outputs["materialized"], entities=valid),
+            target, display_name="online-check", cache=False,
+        )
+        training_set = features.outputs["training_set"]
         tuned = configure(
-            tune(training_set=checked.outputs["valid"], tuning_spec=tuning_spec, trainer_config=trainer_config,
+            tune(training_set=training_set, tuning_spec=tuning_spec, trainer_config=trainer_config,
                  launch=launch, tune_config=tune_config, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
                  task=dsl.PIPELINE_TASK_NAME_PLACEHOLDER),
             target, display_name="tune", cache=False, timeout_s=6 * 3600, cpu="2", memory="4G",
         )
         configure(
-            train(training_set=checked.outputs["valid"], trainer_config=tuned.outputs["best_trainer_config"],
+            train(training_set=training_set, trainer_config=tuned.outputs["best_trainer_config"],
                   launch=launch, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, task=dsl.PIPELINE_TASK_NAME_PLACEHOLDER),
             target, display_name="train", cache=False, timeout_s=6 * 3600, cpu="2", memory="4G",
         )

@@ -7,6 +7,12 @@ from __future__ import annotations
 
 from kfp.dsl.base_component import BaseComponent
 
+from components._kfp.features import (
+    feature_apply,
+    feature_materialize,
+    feature_online_check,
+    feature_training_set,
+)
 from components._kfp.ingest import ingest
 from components._kfp.train import train
 from components._kfp.tune import tune
@@ -15,6 +21,10 @@ from components._kfp.validate import validate_data
 COMPONENTS: dict[str, BaseComponent] = {
     "ingest": ingest,
     "validate_data": validate_data,
+    "feature_apply": feature_apply,
+    "feature_materialize": feature_materialize,
+    "feature_training_set": feature_training_set,
+    "feature_online_check": feature_online_check,
     "tune": tune,
     "train": train,
 }
