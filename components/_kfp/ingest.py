@@ -14,7 +14,7 @@ def ingest(
     data_version: str = "v1",
 ) -> int:
     """Read CSV, Parquet or JSON lines (file or folder; local, gs://, s3:// or demo://), apply the declared
-    transforms with polars (or pyspark) and write a Parquet dataset; returns the rows written."""
+    transforms with duckdb (default), polars or pyspark and write a Parquet dataset; returns the rows written."""
     import json
 
     from components.ingestion.ingest import run_ingest

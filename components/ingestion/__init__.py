@@ -1,4 +1,4 @@
-"""Ingestion: read CSV / Parquet / JSON lines, apply declared transforms, write Parquet (polars or Spark)."""
+"""Ingestion: read CSV / Parquet / JSON lines, apply declared transforms, write Parquet (duckdb, polars or Spark)."""
 
 from components.ingestion.config import IngestConfig
 from components.ingestion.ingest import IngestResult, run_ingest

@@ -17,7 +17,9 @@ class IngestConfig(StrictConfig):
     format: TableFormat = Field("auto", description="source format; auto infers it from file suffixes")
     transforms: list[Transform] = Field(default_factory=list, max_length=200,
                                         description="transforms applied in order")
-    engine: Literal["polars", "spark"] = Field("polars", description="polars in process, or pyspark")
+    engine: Literal["duckdb", "polars", "spark"] = Field(
+        "duckdb", description="duckdb or polars in process (the same rows and dtypes; derive / filter SQL in "
+                              "the engine's dialect), or pyspark")
     spark_master: str = Field("local[*]", min_length=1, max_length=500,
                               description="Spark master URL (engine=spark), e.g. local[*] or k8s://...")
     data_version: str = Field(

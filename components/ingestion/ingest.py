@@ -43,9 +43,10 @@ def run_ingest(source_uri: str, output_uri: str, config: IngestConfig | dict[str
     """Read ``source_uri`` (file or folder; ``demo://`` names an embedded data set), apply
     ``config.transforms``, write Parquet at ``output_uri``.
 
-    polars writes one Parquet file, Spark a Parquet folder; both appear only when complete. ``spark`` may
-    pass an existing SparkSession (tests share one). Raises ValueErrors: ``ArtifactError`` (missing source,
-    empty folder, malformed file), ``TransformError`` / ``CastError`` (bad chain or value), ``ConfigError``.
+    duckdb and polars write one Parquet file, Spark a Parquet folder; each appears only when complete.
+    ``spark`` may pass an existing SparkSession (tests share one). Raises ValueErrors: ``ArtifactError``
+    (missing source, empty folder, malformed file), ``TransformError`` / ``CastError`` (bad chain or value),
+    ``ConfigError``.
     """
     cfg = IngestConfig.parse(config)
     start = time.perf_counter()
@@ -65,8 +66,12 @@ def _ingest(source_uri: str, output_uri: str, cfg: IngestConfig, spark: Any, sta
 
         session = spark or spark_engine.get_session(cfg.spark_master)
         run = spark_engine.run(session, source, cfg.transforms, tables, output_uri)
+    elif cfg.engine == "duckdb":
+        from components.ingestion import duckdb_engine
+
+        run = duckdb_engine.run(source, cfg.transforms, tables, output_uri)
     else:
         run = polars_engine.run(source, cfg.transforms, tables, output_uri)
-    return IngestResult(rows_in=run.rows_in, rows_out=run.rows_out, engine=cfg.engine,
+    return IngestResult(rows_in=run.rows_in, rows_out=run.rows_out, engine=run.engine or cfg.engine,
                         seconds=time.perf_counter() - start, source_files=len(source.files),
                         columns=run.columns, data_version=cfg.data_version, cast_failures=run.cast_failures)

@@ -65,12 +65,14 @@ class Table:
 
 @dataclass(frozen=True)
 class EngineRun:
-    """What an engine reports back: row counts, output dtypes and per-column cast failures."""
+    """What an engine reports back: row counts, output dtypes, per-column cast failures and, when it is not
+    the one configured (the duckdb engine can hand a chain to polars), the engine that ran."""
 
     rows_in: int
     rows_out: int
     columns: dict[str, str]
     cast_failures: dict[str, int]
+    engine: str | None = None
 
 
 def scan_files(files: Sequence[str], fmt: str, schema: pl.Schema | None = None) -> pl.LazyFrame:

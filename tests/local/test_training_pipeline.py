@@ -26,7 +26,8 @@ def test_training_pipeline_runs_whole_on_defaults(tmp_path: Path) -> None:
     code, summary = run(tmp_path)
     assert code == 0 and summary["status"] == "SUCCEEDED", summary["error"]
     tasks = {t["name"]: t for t in summary["tasks"]}
-    assert list(tasks) == ["ingest", "validate-data", "tune", "train"]
+    assert set(tasks) == {"ingest", "validate-data", "feature-apply", "feature-materialize", "feature-training-set",
+                          "feature-online-check", "tune", "train"}
     assert all(t["status"] == "SUCCEEDED" and t["seconds"] > 0 for t in tasks.values())
     rows = tasks["ingest"]["outputs"]["Output"]
     valid = pl.read_parquet(tasks["validate-data"]["outputs"]["valid"])
@@ -35,6 +36,11 @@ def test_training_pipeline_runs_whole_on_defaults(tmp_path: Path) -> None:
     assert 0 < quarantine.height <= 0.05 * rows  # the demo injects 2 % bad rows
     assert quarantine["_reasons"].str.len_chars().min() > 0
     assert "PASS" in Path(tasks["validate-data"]["outputs"]["report"]).read_text()
+    assert tasks["feature-materialize"]["outputs"]["Output"] == 1000  # 500 entities x 2 feature views
+    training_set = pl.read_parquet(tasks["feature-training-set"]["outputs"]["training_set"])
+    assert training_set.height == valid.height  # every label row kept
+    assert {"amount", "country", "account_age_days", "label"} <= set(training_set.columns)
+    assert tasks["feature-online-check"]["outputs"]["Output"] == 1.0  # every sampled entity has online values
     model = Path(tasks["train"]["outputs"]["model"])
     assert {"model.safetensors", "model_card.json"} <= {p.name for p in model.iterdir()}
     card = json.loads((model / "model_card.json").read_text())
@@ -47,10 +53,12 @@ def test_training_pipeline_runs_whole_on_defaults(tmp_path: Path) -> None:
 
 
 def test_breast_cancer_reaches_a_test_auc_of_at_least_095(tmp_path: Path) -> None:
-    code, summary = run(tmp_path, "source_uri=demo://breast_cancer", "contract=breast_cancer")
+    code, summary = run(tmp_path, "source_uri=demo://breast_cancer", "contract=breast_cancer",
+                        "feature_repo=breast_cancer")
     assert code == 0, summary["error"]
     tasks = {t["name"]: t for t in summary["tasks"]}
     assert tasks["validate-data"]["outputs"]["rows_valid"] == 569
+    assert tasks["feature-training-set"]["outputs"]["Output"] == 569
     assert tasks["train"]["outputs"]["Output"] >= 0.95
 
 

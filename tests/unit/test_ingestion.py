@@ -1,9 +1,11 @@
-"""Ingestion with the polars engine: every transform, every format, file vs folder, every error, metadata."""
+"""Ingestion with the in-process engines (each test runs with polars and with duckdb): every transform, every
+format, file vs folder, every error, metadata."""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ import pytest
 from components._core.artifacts import ArtifactError, read_table
 from components._core.config import ConfigError
 from components.ingestion import CastError, IngestConfig, IngestError, TransformError, run_ingest
+from components.ingestion.transforms import Cast
 
 EVENTS = pl.DataFrame({
     "id": [1, 2, 3, 4, 5, 6],
@@ -28,13 +31,25 @@ USERS = pl.DataFrame({"user": ["a", "b", "z"], "segment": ["smb", "consumer", "e
                       "amount": [1, 2, 3]})
 
 
+ENGINE = "duckdb"  # the engine cfg() asks for; the fixture below sets it per test
+
+
+@pytest.fixture(autouse=True, params=["polars", "duckdb"])
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.setitem(globals(), "ENGINE", request.param)
+    yield request.param
+
+
 def cfg(*transforms: dict[str, Any], **kw: Any) -> IngestConfig:
-    return IngestConfig.parse({"data_version": "2026-01-01", "transforms": list(transforms), **kw})
+    return IngestConfig.parse({"data_version": "2026-01-01", "transforms": list(transforms), "engine": ENGINE,
+                               **kw})
 
 
 def write(df: pl.DataFrame, path: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
-    {".csv": df.write_csv, ".parquet": df.write_parquet, ".jsonl": df.write_ndjson}[path.suffix](path)
+    writers: dict[str, Callable[[Path], object]] = {
+        ".csv": df.write_csv, ".parquet": df.write_parquet, ".jsonl": df.write_ndjson}
+    writers[path.suffix](path)
     return str(path)
 
 
@@ -52,7 +67,8 @@ def test_config_parses_json_into_typed_transforms() -> None:
     c = IngestConfig.parse(json.dumps({"data_version": "v1", "transforms": [
         {"op": "select", "columns": ["id"]}, {"op": "cast", "columns": {"id": "string"}}]}))
     assert [type(t).__name__ for t in c.transforms] == ["Select", "Cast"]
-    assert c.transforms[1].on_error == "fail" and c.engine == "polars" and c.spark_master == "local[*]"
+    assert isinstance(c.transforms[1], Cast)
+    assert c.transforms[1].on_error == "fail" and c.engine == "duckdb" and c.spark_master == "local[*]"
 
 
 @pytest.mark.parametrize(("data", "field"), [
@@ -318,6 +334,6 @@ def test_result_metadata_is_flat_and_counts_rows(tmp_path: Path) -> None:
     assert all(isinstance(v, str | int | float) for v in meta.values())
     assert json.loads(json.dumps(meta)) == meta
     assert (meta["rows_in"], meta["rows_out"], meta["source_files"]) == (6, out.height, 1) and out.height == 3
-    assert meta["engine"] == "polars" and meta["data_version"] == "2026-01-01" and meta["seconds"] >= 0
+    assert meta["engine"] == ENGINE and meta["data_version"] == "2026-01-01" and meta["seconds"] >= 0
     assert json.loads(meta["columns"])["n_items"] == "Float64" and meta["n_columns"] == len(EVENTS.columns)
     assert json.loads(meta["cast_failures"]) == {"n_items": 0}
