@@ -53,8 +53,14 @@ def _worker(task: dict[str, Any]) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     if task["kind"] == "materialize":
+        # Imported first so work_seconds excludes the import, as cli_work does.
+        import feast.infra.offline_stores.dask
+        import feast.infra.online_stores.sqlite
+
+        t1 = time.perf_counter()
         report = materialize(task["repo"], None, {"start": START, "end": END})
         out: dict[str, Any] = report.to_metadata()
+        out["work_seconds"] = time.perf_counter() - t1
     elif task["kind"] == "import":
         import feast  # noqa: F401
 
@@ -102,11 +108,14 @@ def bench_materialize(workdir: Path, entities: int, with_cli: bool) -> dict[str,
         cli_repo = _apply(workdir, f"cli-{entities}", data)
         feast_cli = str(Path(sys.executable).with_name("feast"))
         wall, rss, _ = _run([feast_cli, "-c", cli_repo, "materialize", START, END])
-        res.update(cli_wall_s=wall, cli_peak_rss_mb=rss, cli_rows_per_s=2 * present / wall)
+        startup, _, _ = _run([sys.executable, "-c", "import feast.cli.cli"])
+        res.update(cli_wall_s=wall, cli_peak_rss_mb=rss, cli_rows_per_s=2 * present / wall,
+                   cli_import_s=startup, cli_work_rows_per_s=2 * present / max(wall - startup, 1e-9))
     repo = _apply(workdir, f"ours-{entities}", data)
     wall, rss, out = _in_fresh_process({"kind": "materialize", "repo": repo})
     res.update(ours_wall_s=wall, ours_peak_rss_mb=rss, ours_rows=out["rows"], ours_task_s=out["task_seconds"],
-               ours_rows_per_s=out["rows"] / wall, ours_task_rows_per_s=out["rows"] / out["task_seconds"])
+               ours_rows_per_s=out["rows"] / wall, ours_work_s=out["work_seconds"],
+               ours_work_rows_per_s=out["rows"] / out["work_seconds"])
     if out["rows"] != 2 * present:
         raise RuntimeError(f"ours wrote {out['rows']} rows, expected {2 * present}")
     return res
@@ -238,6 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ratio = m["ours_rows_per_s"] / m["cli_rows_per_s"]
             print(f"ratio ours_vs_feast_cli_rows_per_s[{m['entities']}]: {ratio:.2f}x (goal >= {GOAL_VS_CLI}x, "
                   f"both fresh processes) {'OK' if ratio >= GOAL_VS_CLI else 'MISSED'}")
+            print(f"ratio ours_vs_feast_cli_work_rows_per_s[{m['entities']}]: "
+                  f"{m['ours_work_rows_per_s'] / m['cli_work_rows_per_s']:.2f}x (Python start and imports excluded)")
             print(f"ratio ours_vs_feast_cli_peak_rss[{m['entities']}]: "
                   f"{m['ours_peak_rss_mb'] / m['cli_peak_rss_mb']:.2f}x")
     for o in figures["online"]:

@@ -69,7 +69,7 @@ def test_data_files_and_read_table_file_folder_and_errors(tmp_path) -> None:
     with pytest.raises(artifacts.ArtifactError, match="cannot infer the format"):
         artifacts.data_files(str(tmp_path / "noext"))
     (tmp_path / "broken.parquet").write_bytes(b"PAR1 not really")
-    with pytest.raises(artifacts.ArtifactError, match="broken.parquet"):
+    with pytest.raises(artifacts.ArtifactError, match=r"broken\.parquet"):
         artifacts.read_table(str(tmp_path / "broken.parquet"))
 
 

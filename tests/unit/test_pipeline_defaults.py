@@ -31,6 +31,6 @@ def test_tuned_parameters_exist_in_the_trainer_config() -> None:
 def test_cluster_launch_needs_shared_storage_and_vertex_needs_a_project() -> None:
     with pytest.raises(ConfigError, match="output_root must be shared storage"):
         LaunchConfig.parse({"backend": "kubeflow"})
-    with pytest.raises(ConfigError, match="vertex .* is required"):
+    with pytest.raises(ConfigError, match=r"vertex .* is required"):
         LaunchConfig.parse({"backend": "vertex", "output_root": "gs://b/runs"})
     assert LaunchConfig.parse({"backend": "kubeflow", "output_root": "s3://b/runs"}).world_size == 2

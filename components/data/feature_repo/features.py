@@ -4,6 +4,7 @@ feature service the demo model trains on."""
 from datetime import timedelta
 
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
+from feast.data_format import ParquetFormat
 from feast.types import Float64, Int64, String
 
 entity = Entity(name="entity", join_keys=["entity_id"], value_type=ValueType.INT64,
@@ -13,6 +14,7 @@ entity = Entity(name="entity", join_keys=["entity_id"], value_type=ValueType.INT
 events = FileSource(
     name="events",
     path="data/events.parquet",
+    file_format=ParquetFormat(),  # explicit: artifact paths carry no .parquet suffix
     timestamp_field="event_timestamp",
     description="validated demo events",
 )
