@@ -3,6 +3,7 @@ Ctrl-C, fail with the logs' tail, return the final metrics."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,8 @@ from components.training.launch import (
     RunningJob,
     TrainingBackend,
 )
+
+log = logging.getLogger(__name__)
 
 TAIL_LINES = 30
 
@@ -58,7 +61,9 @@ def _await(spec: LaunchSpec, job: RunningJob, on_status: Callable[[JobStatus], N
                               clock=clock)
     except (Terminated, KeyboardInterrupt) as err:
         job.cancel()
-        raise Terminated(f"training job {spec.name} cancelled: {str(err) or 'interrupted'}") from err
+        message = f"training job {spec.name} cancelled: {str(err) or 'interrupted'}"
+        log.error(message)  # Terminated exits quietly (it is a SystemExit): say why in the step's log
+        raise Terminated(message) from err
     except DeadlineExceeded as err:
         job.cancel()
         raise _failure(spec.name, job, job.status(), f"cancelled after its {spec.timeout_s}s deadline") from err
