@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 BENCHMARKS: dict[str, str] = {
     "ingest": "bench.ingest:main",
+    "features": "bench.features:main",
     "train": "bench.train:main",
     "tune": "bench.tune:main",
 }

@@ -92,6 +92,31 @@ def open_store(repo_dir: str | Path, store: FeatureStoreConfig | None = None) ->
 
 
 @contextmanager
+def opened_store(repo_dir: str | Path, store: FeatureStoreConfig | None = None) -> Iterator[FeatureStore]:
+    """:func:`open_store` whose connections (SQL registry pool, SQLite, Redis) are closed on exit."""
+    fs = open_store(repo_dir, store)
+    try:
+        yield fs
+    finally:
+        close_store(fs)
+
+
+def close_store(fs: FeatureStore) -> None:
+    """Close what Feast keeps open and offers no synchronous close for (best effort)."""
+    registry = getattr(fs, "_registry", None)
+    for name in ("write_engine", "read_engine"):
+        engine = getattr(registry, name, None)
+        if engine is not None:
+            engine.dispose()
+    online = getattr(getattr(fs, "_provider", None), "_online_store", None)
+    for name in ("_conn", "_client"):
+        handle = getattr(online, name, None)
+        if handle is not None:
+            handle.close()
+            setattr(online, name, None)
+
+
+@contextmanager
 def _importing(repo_dir: Path) -> Iterator[None]:
     """Import context for the repository: cwd and ``sys.path`` at its root, its modules forgotten afterwards."""
     before = set(sys.modules)
