@@ -203,11 +203,13 @@ class PostgresServer:
             conn.execute(f'CREATE DATABASE "{self.database}"')
 
     def stop(self) -> None:
-        """Fast shutdown (SIGINT), then delete the cluster folder."""
+        """Fast shutdown with ``pg_ctl stop -m fast`` (runuser does not forward signals), then delete the folder."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(2)
+            with contextlib.suppress(subprocess.SubprocessError, OSError):
+                subprocess.run(self._cmd([str(pg_bin() / "pg_ctl"), "stop", "-D", str(self.dir / "data"), "-m",
+                                          "fast", "-w", "-t", "20"]), capture_output=True, timeout=30)
             try:
-                self.proc.wait(20)
+                self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 _stop(self.proc)
         shutil.rmtree(self.dir, ignore_errors=True)
