@@ -27,7 +27,7 @@ from typing import Any
 
 import optuna
 
-from components._core.waiting import Clock
+from components._core.waiting import ManualClock
 from components.training.launch import LaunchSpec
 from components.tuning.optuna_engine import StopReason, run_tuning
 from components.tuning.simulate import SimulatedBackend
@@ -87,15 +87,6 @@ def _spec(algorithm: str, seed: int, budget: int, goal: float | None, median: tu
     })
 
 
-class _FakeClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, s: float) -> None:
-        self.t += s
 
 
 def run_study(algorithm: str, seed: int, budget: int, *, goal: float | None = None,
@@ -104,12 +95,11 @@ def run_study(algorithm: str, seed: int, budget: int, *, goal: float | None = No
     """One study through the engine on the simulated backend, in memory, on a fake clock."""
     spec = _spec(algorithm, seed, budget, goal, median)
     backend = SimulatedBackend(learning_curve, epochs_per_poll=epochs_per_poll)
-    fake = _FakeClock()
     with tempfile.TemporaryDirectory(prefix="bench-tune-") as tmp:
         base = LaunchSpec.parse({"name": f"bench-{algorithm}-{seed}", "trainer_config": {"epochs": EPOCHS},
                                  "data_uri": "synthetic", "output_uri": f"{tmp}/runs", "world_size": 1})
         result = run_tuning(spec, base, backend, output_dir=tmp, storage=optuna.storages.InMemoryStorage(),
-                            clock=Clock(now=fake.now, sleep=fake.sleep), poll_interval_s=1.0)
+                            clock=ManualClock().clock(), poll_interval_s=1.0)
     return result, backend
 
 

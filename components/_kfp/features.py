@@ -37,14 +37,14 @@ def feature_materialize(
 ) -> int:
     """Load features into the online store for a window or incrementally, in batches, never replacing a newer
     online value with an older one. ``data`` is the source the store reads. Returns the rows written."""
+    from components._core.metrics import numeric
     from components.features.steps import materialize_into
 
     del data  # declared so the source file is present wherever this step runs
     result = materialize_into(feature_store.path, materialized.path, report.path, config)
     materialized.metadata.update(result.to_metadata())
-    for key, value in result.to_metadata().items():
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            metrics.log_metric(key, float(value))
+    for key, value in numeric(result.to_metadata()).items():
+        metrics.log_metric(key, value)
     return result.rows
 
 
@@ -76,10 +76,10 @@ def feature_online_check(
 ) -> float:
     """Read online features back for a sample of entities; records latency p50/p99 and coverage. Returns the
     coverage."""
+    from components._core.metrics import numeric
     from components.features.online_check import online_check
 
     result = online_check(feature_store.path, entities.path, report.path, config)
-    for key, value in result.to_metadata().items():
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            metrics.log_metric(key, float(value))
+    for key, value in numeric(result.to_metadata()).items():
+        metrics.log_metric(key, value)
     return result.coverage

@@ -19,13 +19,13 @@ def train(
 ) -> float:
     """Train the tabular PyTorch model with DDP as local processes, a PyTorchJob or a Vertex CustomJob; writes a
     safetensors model with its model card, and the run's metrics, checkpoints and logs. Returns the test AUC."""
+    from components._core.metrics import numeric
     from components.training.step import train_step
 
     out = train_step(training_set.path, model_dir=model.path, run_dir=run.path, trainer_config=trainer_config,
                      launch=launch, run_id=run_id, task=task)
-    for key, value in out.metrics.items():
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            metrics.log_metric(key, float(value))
+    for key, value in numeric(out.metrics).items():
+        metrics.log_metric(key, value)
     model.metadata.update({"framework": "pytorch", "format": "safetensors", "job": out.name,
                            "features": len(out.model_card.get("features", [])),
                            "test_auc": out.metrics.get("test_auc")})

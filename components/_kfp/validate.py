@@ -22,6 +22,7 @@ def validate_data(
 ) -> NamedTuple("ValidationCounts", rows_valid=int, rows_quarantined=int):  # type: ignore[valid-type]
     """Check rows against a schema contract (a built-in name, inline JSON or a URI; empty infers it from
     ``reference``); invalid rows go to ``quarantine`` with a reason each; fails above the quarantine share."""
+    from components._core.metrics import numeric
     from components.validation.contract_source import load_contract
     from components.validation.run import ValidationConfig, run_validation
 
@@ -32,7 +33,6 @@ def validate_data(
     )
     for artifact in (valid, quarantine):
         artifact.metadata.update(summary.to_metadata())
-    for key, value in summary.to_metadata().items():
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            metrics.log_metric(key, float(value))
+    for key, value in numeric(summary.to_metadata()).items():
+        metrics.log_metric(key, value)
     return summary.rows_valid, summary.rows_quarantined  # KFP maps a tuple onto the NamedTuple's fields

@@ -23,6 +23,8 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from components._core.waiting import ManualClock  # noqa: F401  (re-exported for the k8s tests)
+
 _EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
@@ -475,27 +477,3 @@ class FakeCoreV1Api:
             )
         ]
         return k8s.CoreV1EventList(items=items)
-
-
-class ManualClock:
-    """A ``waiting.Clock`` source whose sleep advances time instantly; ``on_sleep`` runs per sleep (e.g. to
-    send SIGTERM on the n-th poll)."""
-
-    def __init__(self, on_sleep: Any = None) -> None:
-        self.t = 0.0
-        self.sleeps: list[float] = []
-        self.on_sleep = on_sleep
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.t += seconds
-        if self.on_sleep is not None:
-            self.on_sleep(len(self.sleeps))
-
-    def clock(self) -> Any:
-        from components._core.waiting import Clock
-
-        return Clock(now=self.now, sleep=self.sleep)

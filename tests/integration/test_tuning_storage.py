@@ -11,7 +11,7 @@ from typing import Any
 import optuna
 import pytest
 
-from components._core.waiting import Clock
+from components._core.waiting import Clock, ManualClock
 from components.training.launch import LaunchSpec, RunningJob
 from components.tuning.optuna_engine import StopReason, TuningError, run_tuning
 from components.tuning.run import StorageConfig, resolve_storage_url, run_step
@@ -40,20 +40,8 @@ def curve(cfg: dict[str, Any]) -> list[float]:
     return [final + math.exp(-0.6 * e) for e in range(6)]
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, s: float) -> None:
-        self.t += s
-
-
 def clock() -> Clock:
-    c = FakeClock()
-    return Clock(now=c.now, sleep=c.sleep)
+    return ManualClock().clock()
 
 
 def base(tmp_path: Path) -> LaunchSpec:

@@ -13,7 +13,7 @@ import pytest
 
 from components._core.artifacts import write_json
 from components._core.backends import Backend, resolve
-from components._core.waiting import Clock
+from components._core.waiting import ManualClock
 from components.training.launch import (
     JobPhase,
     JobStatus,
@@ -56,15 +56,6 @@ class ScriptedBackend(TrainingBackend):
         return self.job
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def clock(self) -> Clock:
-        return Clock(now=lambda: self.t, sleep=self._sleep)
-
-    def _sleep(self, s: float) -> None:
-        self.t += s
 
 
 def _spec(tmp_path: Path, **kw: Any) -> LaunchSpec:
@@ -80,7 +71,7 @@ def test_success_returns_final_metrics_and_reports_status(tmp_path: Path) -> Non
     seen: list[JobPhase] = []
     job = ScriptedJob([RUNNING, RUNNING, OK])
     out = run_training(_spec(tmp_path), ScriptedBackend(job), on_status=lambda s: seen.append(s.phase),
-                       clock=FakeClock().clock())
+                       clock=ManualClock().clock())
     assert out == {"test_auc": 0.97} and seen == [JobPhase.RUNNING, JobPhase.RUNNING, JobPhase.SUCCEEDED]
     assert job.cancelled == 0
 
@@ -88,14 +79,14 @@ def test_success_returns_final_metrics_and_reports_status(tmp_path: Path) -> Non
 def test_failure_raises_with_the_log_tail(tmp_path: Path) -> None:
     job = ScriptedJob([RUNNING, JobStatus(JobPhase.FAILED, "exit code 1")])
     with pytest.raises(LaunchError, match=r"bc-train failed: exit code 1") as err:
-        run_training(_spec(tmp_path), ScriptedBackend(job), clock=FakeClock().clock())
+        run_training(_spec(tmp_path), ScriptedBackend(job), clock=ManualClock().clock())
     assert "boom: rank 1 died" in str(err.value) and "line 50" not in str(err.value)
 
 
 def test_deadline_cancels_the_job(tmp_path: Path) -> None:
     job = ScriptedJob([RUNNING])
     with pytest.raises(LaunchError, match="deadline"):
-        run_training(_spec(tmp_path, timeout_s=30), ScriptedBackend(job), interval_s=5, clock=FakeClock().clock())
+        run_training(_spec(tmp_path, timeout_s=30), ScriptedBackend(job), interval_s=5, clock=ManualClock().clock())
     assert job.cancelled == 1 and job.polls >= 6
 
 
@@ -118,7 +109,7 @@ def test_keyboard_interrupt_cancels_the_job(tmp_path: Path) -> None:
 
     job = ScriptedJob([RUNNING], hook=interrupt)
     with pytest.raises(Terminated, match="interrupted"):
-        run_training(_spec(tmp_path), ScriptedBackend(job), clock=FakeClock().clock())
+        run_training(_spec(tmp_path), ScriptedBackend(job), clock=ManualClock().clock())
     assert job.cancelled == 1
 
 

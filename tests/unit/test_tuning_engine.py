@@ -20,7 +20,7 @@ from optuna.samplers import GridSampler, RandomSampler, TPESampler
 from optuna.trial import TrialState
 
 from components._core.artifacts import local_path
-from components._core.waiting import Clock
+from components._core.waiting import ManualClock
 from components.training.launch import DNS1123, JobPhase, JobStatus, LaunchSpec, RunningJob, TrainingBackend
 from components.tuning.optuna_engine import (
     StopReason,
@@ -36,22 +36,6 @@ from components.tuning.optuna_engine import (
 from components.tuning.params import ParamsError, merge_params
 from components.tuning.simulate import SimulatedBackend, SimulatedFailure
 from components.tuning.spec import TuningSpec
-
-
-class FakeClock:
-    """Time advances only when the engine sleeps."""
-
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, s: float) -> None:
-        self.t += s
-
-    def clock(self) -> Clock:
-        return Clock(now=self.now, sleep=self.sleep)
 
 
 def make_spec(**overrides: Any) -> TuningSpec:
@@ -92,7 +76,7 @@ def tune(tmp_path: Path, spec: TuningSpec, backend: TrainingBackend, sub: str = 
     if not sqlite:
         kw.setdefault("storage", optuna.storages.InMemoryStorage())
     kw.setdefault("poll_interval_s", 1.0)
-    kw.setdefault("clock", FakeClock().clock())
+    kw.setdefault("clock", ManualClock().clock())
     return run_tuning(spec, kw.pop("base", base_launch(out)), backend, output_dir=str(out), **kw)
 
 
@@ -404,7 +388,7 @@ def test_a_retried_step_resumes_the_study_and_adopts_running_trials(tmp_path: Pa
         out / "runs" / "trials" / "tune-demo-t1"), "trainer_config": merge_params(base.trainer_config, t1.params)}))
     running.status()
     result = run_tuning(spec, base, backend, output_dir=str(out), storage_url=url, study_name="resume",
-                        clock=FakeClock().clock(), poll_interval_s=1.0)
+                        clock=ManualClock().clock(), poll_interval_s=1.0)
     assert result.trials["name"].to_list() == [f"tune-demo-t{i}" for i in range(4)]
     assert backend.started == ["tune-demo-t1", "tune-demo-t2", "tune-demo-t3"]  # t1 adopted, not restarted
     assert result.trials["state"].to_list() == ["Succeeded"] * 4

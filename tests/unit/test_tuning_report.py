@@ -17,7 +17,7 @@ import pytest
 
 from components._core.config import ConfigError
 from components._core.signals import on_sigterm
-from components._core.waiting import Clock
+from components._core.waiting import Clock, ManualClock
 from components.training.launch import LaunchSpec
 from components.tuning.optuna_engine import StopReason, TuningResult, run_tuning
 from components.tuning.params import BestParams
@@ -26,20 +26,8 @@ from components.tuning.run import StorageConfig, TuningFailed, resolve_storage_u
 from components.tuning.simulate import SimulatedBackend, SimulatedFailure
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, s: float) -> None:
-        self.t += s
-
-
 def clock() -> Clock:
-    c = FakeClock()
-    return Clock(now=c.now, sleep=c.sleep)
+    return ManualClock().clock()
 
 
 SPEC: dict[str, Any] = {
