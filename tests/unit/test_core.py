@@ -85,7 +85,7 @@ def test_remote_uris_go_through_fsspec() -> None:
 def test_backend_registry_resolves_and_explains_missing() -> None:
     @backends.register("test-cap", "local")
     class Local:
-        pass
+        """A stand-in implementation."""
 
     assert backends.resolve("test-cap", backends.Backend.LOCAL) is Local
     assert backends.available("test-cap") == ["local"]
