@@ -1,6 +1,6 @@
 """Container image references, tied to the package version so a compiled component names an exact image.
 
-One image per runtime family (``images/<family>/Dockerfile``). Production builds push
+One image per runtime family, built by ``images/Dockerfile`` with ``FAMILY=<family>``. Releases push
 ``{REGISTRY}/{family}:{version}``; a release may pin digests in ``images/digests.json`` which then win.
 """
 

@@ -53,16 +53,21 @@ def test_component_images_are_exact_and_versioned() -> None:
         images.image("gpu")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("family", images.FAMILIES)
-def test_dockerfiles_pin_base_run_non_root_and_use_the_lock(family: str) -> None:
-    text = (ROOT / "images" / family / "Dockerfile").read_text()
+def test_the_dockerfile_pins_its_base_runs_non_root_and_installs_from_the_lock() -> None:
+    text = (ROOT / "images" / "Dockerfile").read_text()
     base = re.search(r"^ARG BASE=(\S+)$", text, re.M)
     assert base and re.search(r"@sha256:[0-9a-f]{64}$", base.group(1))
     assert re.findall(r"^USER (\d+)", text, re.M) == ["10001"]
     assert "-c /src/constraints.txt" in text and "--no-deps /src" in text and ":latest" not in text
+
+
+@pytest.mark.parametrize("family", images.FAMILIES)
+def test_every_family_has_locked_requirements_and_an_apt_list(family: str) -> None:
+    folder = ROOT / "images" / family
+    assert (folder / "apt.txt").is_file()
     locked = {ln.split("==")[0].lower() for ln in (ROOT / "constraints.txt").read_text().splitlines() if "==" in ln}
-    for req in ("base", family):
-        names = [ln.strip() for ln in (ROOT / "images" / req / "requirements.txt").read_text().splitlines()
-                 if ln.strip() and not ln.startswith("#")]
-        missing = [n for n in names if n.lower() not in locked]
-        assert not missing, f"{req}: not in constraints.txt: {missing}"
+    names = [ln.strip() for ln in (folder / "requirements.txt").read_text().splitlines()
+             if ln.strip() and not ln.startswith("#")]
+    assert names, f"{family}: no requirements"
+    missing = [n for n in names if n.lower() not in locked]
+    assert not missing, f"{family}: not in constraints.txt: {missing}"
