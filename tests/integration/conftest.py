@@ -7,41 +7,36 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import TypeVar
 
 import pytest
 
 from tests.servers import PostgresServer, RedisServer, ServerUnavailable
 
+S = TypeVar("S", RedisServer, PostgresServer)
 
-def _unavailable(err: ServerUnavailable) -> None:
-    if os.environ.get("CATALOG_REQUIRE_SERVERS") == "1":
-        pytest.fail(f"required test server unavailable: {err}")
-    pytest.skip(str(err))
+
+def _serve(server: S) -> Iterator[S]:
+    """Start ``server`` for the session; skip (or fail under CATALOG_REQUIRE_SERVERS=1) without its binaries."""
+    try:
+        server.start()
+    except ServerUnavailable as err:
+        if os.environ.get("CATALOG_REQUIRE_SERVERS") == "1":
+            pytest.fail(f"required test server unavailable: {err}")
+        pytest.skip(str(err))
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """A password-protected Redis on 127.0.0.1."""
-    server = RedisServer()
-    try:
-        server.start()
-    except ServerUnavailable as err:
-        _unavailable(err)
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _serve(RedisServer())
 
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """A PostgreSQL cluster on 127.0.0.1 with a password-protected user and database ``catalog``."""
-    server = PostgresServer()
-    try:
-        server.start()
-    except ServerUnavailable as err:
-        _unavailable(err)
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _serve(PostgresServer())
