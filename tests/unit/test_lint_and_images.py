@@ -59,6 +59,7 @@ def test_the_dockerfile_pins_its_base_runs_non_root_and_installs_from_the_lock()
     assert base and re.search(r"@sha256:[0-9a-f]{64}$", base.group(1))
     assert re.findall(r"^USER (\d+)", text, re.M) == ["10001"]
     assert "-c /src/constraints.txt" in text and "--no-deps /src" in text and ":latest" not in text
+    assert "pip check" in text
 
 
 @pytest.mark.parametrize("family", images.FAMILIES)
