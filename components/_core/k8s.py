@@ -130,6 +130,9 @@ class CustomResourceLauncher:
         clock: Clock | None = None,
         interval_s: float = 5.0,
     ):
+        if api is None:  # not injected: the step's own cluster (in-cluster config, else kubeconfig)
+            api, default_core = default_clients()
+            core_api = core_api or default_core
         self.api, self.core_api = api, core_api
         self.group, self.version, self.plural, self.namespace = group, version, plural, namespace
         self.clock = clock or Clock()

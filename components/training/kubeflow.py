@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal
 
 from pydantic import Field
@@ -14,7 +15,6 @@ from components._core.k8s import (
     DeadlineExceeded,
     ResourceFailed,
     ResourceGone,
-    default_clients,
     on_sigterm,
     terminal_condition,
 )
@@ -130,21 +130,16 @@ class KubeflowTrainingBackend(TrainingBackend):
         self.options = KubeflowOptions.parse(options)
         self._api, self._core_api, self._clock = api, core_api, clock
 
-    def launcher(self) -> CustomResourceLauncher:
-        """The shared launcher bound to PyTorchJobs in the configured namespace."""
-        if self._api is None:
-            self._api, core = default_clients()
-            self._core_api = self._core_api or core
+    @functools.cached_property
+    def _launcher(self) -> CustomResourceLauncher:
         return CustomResourceLauncher(
-            self._api,
-            pj.GROUP,
-            pj.VERSION,
-            pj.PLURAL,
-            self.options.namespace,
-            core_api=self._core_api,
-            clock=self._clock,
-            interval_s=self.options.poll_interval_s,
+            self._api, pj.GROUP, pj.VERSION, pj.PLURAL, self.options.namespace, core_api=self._core_api,
+            clock=self._clock, interval_s=self.options.poll_interval_s,
         )
+
+    def launcher(self) -> CustomResourceLauncher:
+        """The shared launcher bound to PyTorchJobs in the configured namespace (clients made on first use)."""
+        return self._launcher
 
     def manifest(self, spec: LaunchSpec) -> dict[str, Any]:
         """The PyTorchJob this backend submits for ``spec`` (pure)."""

@@ -11,13 +11,14 @@ format is not used because it accepts only string values.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import posixpath
 import re
 from collections.abc import Mapping
 from typing import Any
 
-from components._core.k8s import Cleanup, CustomResourceLauncher, default_clients
+from components._core.k8s import Cleanup, CustomResourceLauncher
 from components._core.k8s_meta import canonical, deterministic_name, standard_metadata
 from components._core.waiting import Clock
 from components.training import pytorchjob as pj
@@ -225,20 +226,14 @@ class KatibEngine:
         self.namespace, self._api, self._core_api = namespace, api, core_api
         self._clock, self._interval_s, self._cleanup = clock, poll_interval_s, cleanup
 
+    @functools.cached_property
+    def _launcher(self) -> CustomResourceLauncher:
+        return CustomResourceLauncher(self._api, GROUP, VERSION, PLURAL, self.namespace, core_api=self._core_api,
+                                      clock=self._clock, interval_s=self._interval_s)
+
     def launcher(self) -> CustomResourceLauncher:
-        if self._api is None:
-            self._api, core = default_clients()
-            self._core_api = self._core_api or core
-        return CustomResourceLauncher(
-            self._api,
-            GROUP,
-            VERSION,
-            PLURAL,
-            self.namespace,
-            core_api=self._core_api,
-            clock=self._clock,
-            interval_s=self._interval_s,
-        )
+        """The shared launcher bound to Experiments in the namespace (clients made on first use)."""
+        return self._launcher
 
     def run(self, experiment: dict[str, Any], *, timeout_s: float, logs_uri: str | None = None) -> dict[str, Any]:
         """Create or adopt, wait for Succeeded (``ResourceFailed`` on Failed), return ``best_trial``."""
