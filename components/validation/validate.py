@@ -2,7 +2,8 @@
 
 Every check is a vectorized polars expression evaluated once over the whole table; reason strings are built
 only for the failing rows. Values of the wrong input type (strings in a float column read from CSV, floats in
-an int column, ...) are cast per row: a value that does not convert is quarantined with its original value.
+an int column, ...) are converted by the one cast rule (``components._core.casts``, shared with ingestion): a
+value that does not convert is quarantined with its original value.
 
 Semantics:
 - one reason per failed check, ``'; '``-joined in contract column order, the duplicate-key reason last;
@@ -19,6 +20,7 @@ from datetime import datetime
 
 import polars as pl
 
+from components._core import casts
 from components.validation.contract import RESERVED_COLUMNS, ColumnRule, Contract, ContractError
 
 ROW = "_row"
@@ -27,15 +29,7 @@ _IDX = "__vt_row"
 _FIRST = "__vt_first"
 _SHOWN_CHARS = 60
 _ISO = "%Y-%m-%dT%H:%M:%S%.f"
-_TARGET: dict[str, pl.DataType] = {
-    "int": pl.Int64(), "float": pl.Float64(), "string": pl.String(), "bool": pl.Boolean(), "date": pl.Date(),
-}
 _ARTICLE = {"int": "an", "float": "a", "string": "a", "bool": "a", "datetime": "a", "date": "a"}
-_TRUE = ("true", "t", "yes", "y", "1")
-_FALSE = ("false", "f", "no", "n", "0")
-# Formats tried, in order, for strings in a datetime column (after 'T' -> ' ' and 'Z' -> '+00:00').
-_AWARE_FORMATS = ("%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%d %H:%M%z")
-_NAIVE_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%d")
 
 
 @dataclass(frozen=True)
@@ -82,87 +76,12 @@ def _show(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     return expr.cast(pl.String)
 
 
-def _is_text(dtype: pl.DataType) -> bool:
-    return dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum)
-
-
 def _unusable(dtype: pl.DataType) -> bool:
     return dtype.is_nested() or dtype in (pl.Binary, pl.Object) or isinstance(dtype, pl.Object | pl.Duration)
 
 
-def _to_int(o: pl.Expr, src: pl.DataType) -> pl.Expr:
-    def integral(f: pl.Expr) -> pl.Expr:
-        ok = f.is_finite() & (f == f.floor()) & (f.abs() < 2.0**63)
-        return pl.when(ok).then(f.cast(pl.Int64, strict=False))
-
-    if src.is_integer() or src == pl.Boolean or src == pl.Null:
-        return o.cast(pl.Int64, strict=False)
-    if src.is_float() or src.is_decimal():
-        return integral(o.cast(pl.Float64))
-    if _is_text(src):
-        text = o.cast(pl.String).str.strip_chars()
-        return pl.coalesce(text.cast(pl.Int64, strict=False), integral(text.cast(pl.Float64, strict=False)))
-    return pl.lit(None, dtype=pl.Int64)
-
-
-def _to_float(o: pl.Expr, src: pl.DataType) -> pl.Expr:
-    if src.is_numeric() or src == pl.Boolean or src == pl.Null:
-        return o.cast(pl.Float64, strict=False)
-    if _is_text(src):
-        return o.cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
-    return pl.lit(None, dtype=pl.Float64)
-
-
-def _to_bool(o: pl.Expr, src: pl.DataType) -> pl.Expr:
-    if src == pl.Boolean or src == pl.Null:
-        return o.cast(pl.Boolean)
-    if src.is_numeric():
-        return pl.when(o == 1).then(True).when(o == 0).then(False).otherwise(None).cast(pl.Boolean)
-    if _is_text(src):
-        mapping = {**dict.fromkeys(_TRUE, True), **dict.fromkeys(_FALSE, False)}
-        return (o.cast(pl.String).str.strip_chars().str.to_lowercase()
-                .replace_strict(mapping, default=None, return_dtype=pl.Boolean))
-    return pl.lit(None, dtype=pl.Boolean)
-
-
-def _localize(expr: pl.Expr, src_zone: str | None, zone: str | None) -> pl.Expr:
-    """Bring a Datetime('us', src_zone) expression to the contract zone (naive values are read in it)."""
-    if src_zone is not None:
-        converted = expr.dt.convert_time_zone(zone or "UTC")
-        return converted if zone else converted.dt.replace_time_zone(None)
-    if zone is not None:
-        return expr.dt.replace_time_zone(zone, ambiguous="null", non_existent="null")
-    return expr
-
-
-def _to_datetime(o: pl.Expr, src: pl.DataType, zone: str | None) -> pl.Expr:
-    if isinstance(src, pl.Datetime):
-        return _localize(o.dt.cast_time_unit("us"), src.time_zone, zone)
-    if src == pl.Date or src == pl.Null:
-        return _localize(o.cast(pl.Datetime("us")), None, zone)
-    if _is_text(src):
-        text = (o.cast(pl.String).str.strip_chars().str.replace(r"^(\d{4}-\d{2}-\d{2})[Tt]", "$1 ")
-                .str.replace(r"[Zz]$", "+00:00"))
-        aware = [_localize(text.str.to_datetime(f, time_unit="us", time_zone="UTC", strict=False), "UTC",
-                           zone) for f in _AWARE_FORMATS]
-        naive = [_localize(text.str.to_datetime(f, time_unit="us", strict=False), None, zone)
-                 for f in _NAIVE_FORMATS]
-        return pl.coalesce(*aware, *naive)
-    return pl.lit(None, dtype=pl.Datetime("us", zone))
-
-
-def _to_date(o: pl.Expr, src: pl.DataType) -> pl.Expr:
-    if src == pl.Date or src == pl.Null:
-        return o.cast(pl.Date)
-    if isinstance(src, pl.Datetime):
-        return pl.when(o.dt.truncate("1d") == o).then(o.dt.date())
-    if _is_text(src):
-        return o.cast(pl.String).str.strip_chars().str.to_date("%Y-%m-%d", strict=False)
-    return pl.lit(None, dtype=pl.Date)
-
-
 def _target(rule: ColumnRule) -> pl.DataType:
-    return pl.Datetime("us", rule.time_zone) if rule.dtype == "datetime" else _TARGET[rule.dtype]
+    return casts.target_dtype(rule.dtype, rule.time_zone)
 
 
 def _same_type(rule: ColumnRule, src: pl.DataType) -> bool:
@@ -170,20 +89,7 @@ def _same_type(rule: ColumnRule, src: pl.DataType) -> bool:
 
 
 def _cast(rule: ColumnRule, src: pl.DataType) -> pl.Expr:
-    o = pl.col(rule.name)
-    if src == _target(rule):
-        return o
-    if rule.dtype == "int":
-        return _to_int(o, src)
-    if rule.dtype == "float":
-        return _to_float(o, src)
-    if rule.dtype == "string":
-        return o.cast(pl.String)
-    if rule.dtype == "bool":
-        return _to_bool(o, src)
-    if rule.dtype == "datetime":
-        return _to_datetime(o, src, rule.time_zone)
-    return _to_date(o, src)
+    return casts.cast(pl.col(rule.name), src, rule.dtype, time_zone=rule.time_zone)
 
 
 def _bound_lit(rule: ColumnRule, value: object) -> pl.Expr:
