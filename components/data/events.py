@@ -3,7 +3,7 @@ share of injected bad rows (for validation, drift and benchmarks)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import numpy as np
 import polars as pl
@@ -14,7 +14,7 @@ from components._core.config import StrictConfig
 COUNTRIES = ("DE", "FR", "GB", "US", "IN", "BR")
 CHANNELS = ("web", "app", "store")
 DEVICES = ("ios", "android", "desktop")
-START = datetime(2026, 1, 1, tzinfo=UTC)
+START = datetime(2026, 1, 1, tzinfo=UTC)  # the default start: midnight UTC of ``EventsConfig.start``
 BAD_KINDS = ("null_entity", "negative_amount", "unknown_country", "nan_minutes", "inf_minutes", "future_ts",
              "duplicate_key")
 
@@ -24,14 +24,24 @@ class EventsConfig(StrictConfig):
 
     rows: int = Field(default=5_000, ge=1, le=200_000_000, description="number of rows generated")
     entities: int = Field(default=500, ge=1, le=50_000_000, description="distinct entity ids")
-    days: int = Field(default=60, ge=1, le=3650, description="span of event timestamps, in days from 2026-01-01")
+    start: date = Field(default=START.date(), ge=date(1971, 1, 1), le=date(2200, 1, 1),
+                        description="first day of the event timestamps (from midnight UTC), e.g. 2026-02-01")
+    days: int = Field(default=60, ge=1, le=3650, description="span of event timestamps, in days from start")
     shift: float = Field(default=0.0, ge=-10, le=10, description="distribution shift in standard deviations (drift)")
     bad_share: float = Field(default=0.0, ge=0, le=1, description="share of rows corrupted with one defect each")
     seed: int = Field(default=7, ge=0, le=2**32 - 1, description="random seed; same seed, same table")
 
 
+def start_of(cfg: EventsConfig) -> datetime:
+    """The first instant of the table's time window: midnight UTC of ``cfg.start``."""
+    return datetime.combine(cfg.start, time(), tzinfo=UTC)
+
+
 def generate_events(cfg: EventsConfig | None = None) -> pl.DataFrame:
-    """Generate the event table; bad rows (if any) carry a known defect from ``BAD_KINDS``."""
+    """Generate the event table; bad rows (if any) carry a known defect from ``BAD_KINDS``.
+
+    Timestamps fall in ``[start, start + days)``; the other columns do not depend on ``start``, so two tables
+    that differ only in ``start`` hold the same values at shifted times."""
     cfg = cfg or EventsConfig()
     rng = np.random.default_rng(cfg.seed)
     n = cfg.rows
@@ -64,7 +74,7 @@ def generate_events(cfg: EventsConfig | None = None) -> pl.DataFrame:
         "device": np.array(DEVICES)[device],
         "label": label,
     }).with_columns(
-        (pl.lit(START).dt.cast_time_unit("us") + pl.duration(microseconds=pl.col("event_timestamp")))
+        (pl.lit(start_of(cfg)).dt.cast_time_unit("us") + pl.duration(microseconds=pl.col("event_timestamp")))
         .alias("event_timestamp"),
         pl.col("entity_id").cast(pl.Int64),
     )
@@ -84,7 +94,7 @@ def _inject_bad_rows(df: pl.DataFrame, cfg: EventsConfig, rng: np.random.Generat
     def m(kind: str) -> pl.Series:
         return pl.Series(mask[kind])
 
-    future = START + timedelta(days=cfg.days + 3650)
+    future = start_of(cfg) + timedelta(days=cfg.days + 3650)
     out = df.with_columns(
         pl.when(m("null_entity")).then(None).otherwise(pl.col("entity_id")).alias("entity_id"),
         pl.when(m("negative_amount")).then(-pl.col("amount")).otherwise(pl.col("amount")).alias("amount"),
