@@ -8,6 +8,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -53,5 +54,38 @@ def on_sigterm(cleanup: Callable[[], object] | None = None) -> Iterator[None]:
     signal.signal(signal.SIGTERM, handle)
     try:
         yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@dataclass
+class HeldSignal:
+    """Whether a SIGTERM arrived while it was held."""
+
+    fired: bool = False
+
+
+@contextmanager
+def deferred_sigterm() -> Iterator[HeldSignal]:
+    """Hold SIGTERM while the block runs (e.g. while a job is created, so the create completes and what it made
+    can then be cancelled); ``fired`` says whether one arrived. If the block raises after a SIGTERM arrived,
+    ``Terminated`` is raised from that error. The old handler is restored on exit."""
+    held = HeldSignal()
+    if threading.current_thread() is not threading.main_thread():
+        yield held
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def hold(signum: int, frame: Any) -> None:
+        held.fired = True
+        log.warning("SIGTERM received: held until the current create returns")
+
+    signal.signal(signal.SIGTERM, hold)
+    try:
+        yield held
+    except Exception as err:
+        if held.fired:
+            raise Terminated(f"received SIGTERM; then {type(err).__name__}: {err}") from err
+        raise
     finally:
         signal.signal(signal.SIGTERM, previous)
