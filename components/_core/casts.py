@@ -44,7 +44,7 @@ def logical(name: str) -> Logical:
     out = ALIASES.get(name, name)
     if out not in LOGICAL:
         raise ValueError(f"unknown type {name!r}; use one of {list(LOGICAL)}")
-    return out  # type: ignore[return-value]
+    return out
 
 
 def target_dtype(to: str, time_zone: str | None = None) -> pl.DataType:
@@ -119,14 +119,56 @@ def localize(expr: pl.Expr, src_zone: str | None, zone: str | None) -> pl.Expr:
     return expr
 
 
+def _normalized(text: pl.Expr) -> pl.Expr:
+    return (text.str.strip_chars().str.replace(r"^(\d{4}-\d{2}-\d{2})[Tt]", "$1 ")
+            .str.replace(r"[Zz]$", "+00:00"))
+
+
+def _aware(norm: pl.Expr, zone: str | None) -> pl.Expr:
+    return pl.coalesce(*[localize(norm.str.to_datetime(f, time_unit="us", time_zone="UTC", strict=False), "UTC",
+                                  zone) for f in AWARE_FORMATS])
+
+
 def parse_datetime_text(text: pl.Expr, zone: str | None) -> pl.Expr:
     """ISO 8601 text (already a String expression) as a datetime in ``zone``; null when it is not ISO."""
-    norm = (text.str.strip_chars().str.replace(r"^(\d{4}-\d{2}-\d{2})[Tt]", "$1 ")
-            .str.replace(r"[Zz]$", "+00:00"))
-    aware = [localize(norm.str.to_datetime(f, time_unit="us", time_zone="UTC", strict=False), "UTC", zone)
-             for f in AWARE_FORMATS]
+    norm = _normalized(text)
     naive = [localize(norm.str.to_datetime(f, time_unit="us", strict=False), None, zone) for f in NAIVE_FORMATS]
-    return pl.coalesce(*aware, *naive)
+    return pl.coalesce(_aware(norm, zone), *naive)
+
+
+def has_offset(text: pl.Expr) -> pl.Expr:
+    """True where ISO 8601 text (a String expression) carries a UTC offset or ``Z``."""
+    return _aware(_normalized(text), "UTC").is_not_null()
+
+
+TemporalText = tuple[Literal["datetime", "date"], str | None]
+_SAMPLE = 1_000
+
+
+def temporal_text(values: pl.Series) -> TemporalText | None:
+    """The temporal type of a text column every non-null value of which converts by this rule, or None.
+
+    ``("date", None)`` when every value is ``YYYY-MM-DD``; ``("datetime", "UTC")`` when every value is ISO 8601
+    and at least one carries an offset (naive ones then read as UTC, as the rule does for a UTC target);
+    ``("datetime", None)`` when none does. None for non-text columns, columns with no non-null value, and columns
+    with any value that does not convert (a sample is tried first, so free text is rejected cheaply).
+    """
+    if not is_text(values.dtype):
+        return None
+    text = values.drop_nulls().cast(pl.String)
+    if text.len() == 0:
+        return None
+    for part in (text.head(_SAMPLE), text) if text.len() > _SAMPLE else (text,):
+        found = part.to_frame("v").select(
+            date=to_date(pl.col("v"), pl.String()).is_null().any(),
+            datetime=parse_datetime_text(pl.col("v"), None).is_null().any(),
+        ).row(0, named=True)
+        if found["datetime"]:  # a value that is not even a datetime
+            return None
+    if not found["date"]:
+        return "date", None
+    aware = text.to_frame("v").select(has_offset(pl.col("v")).any()).item()
+    return "datetime", "UTC" if aware else None
 
 
 def epoch_seconds(expr: pl.Expr, zone: str | None) -> pl.Expr:

@@ -16,23 +16,23 @@ def validate_data(
     stats: Output[Artifact],
     report: Output[Markdown],
     metrics: Output[Metrics],
-    contract: str = "demo_events",
+    contract: str = "",
     max_quarantine_share: float = 0.05,
+    config: str = "{}",
     reference: Input[Dataset] = None,
 ) -> NamedTuple("ValidationCounts", rows_valid=int, rows_quarantined=int):  # type: ignore[valid-type]
     """Check rows against a schema contract (a built-in name, inline JSON or a URI; empty infers it from
-    ``reference``); invalid rows go to ``quarantine`` with a reason each; fails above the quarantine share."""
-    from components._core.metrics import numeric
-    from components.validation.contract_source import load_contract
-    from components.validation.run import ValidationConfig, run_validation
+    ``reference``, or applies no row rules without one); invalid rows go to ``quarantine`` with a reason each;
+    fails above the quarantine share. ``config``: JSON of further options (allow_empty, infer)."""
+    from components.validation.step import validate_step
 
-    cfg = ValidationConfig(contract=load_contract(contract), max_quarantine_share=max_quarantine_share)
-    summary = run_validation(
+    summary = validate_step(
         data.path, valid_uri=valid.path, quarantine_uri=quarantine.path, stats_uri=stats.path,
-        report_uri=report.path, config=cfg, reference_uri=reference.path if reference is not None else None,
+        report_uri=report.path, contract=contract, max_quarantine_share=max_quarantine_share, config=config,
+        reference_uri=reference.path if reference is not None else None,
     )
     for artifact in (valid, quarantine):
         artifact.metadata.update(summary.to_metadata())
-    for key, value in numeric(summary.to_metadata()).items():
+    for key, value in summary.metrics().items():
         metrics.log_metric(key, value)
     return summary.rows_valid, summary.rows_quarantined  # KFP maps a tuple onto the NamedTuple's fields

@@ -2,18 +2,17 @@
 
 A contract travels as JSON (a pipeline parameter or a file) and is validated where it is built: a bound of
 the wrong kind, ``min > max``, an allowed value of the wrong type or a unique key that is not a column
-fails at once, naming the field. :func:`infer_contract` derives a contract from a reference table.
+fails at once, naming the field. :func:`components.validation.infer.infer_contract` derives one from a
+reference table.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import polars as pl
 from pydantic import Field, model_validator
 
 from components._core.config import StrictConfig
@@ -178,73 +177,3 @@ class Contract(StrictConfig):
             if c.name == name:
                 return c
         raise KeyError(name)
-
-
-def _logical_dtype(name: str, dtype: pl.DataType) -> tuple[DType, str | None]:
-    if dtype.is_integer():
-        return "int", None
-    if dtype.is_float() or dtype.is_decimal():
-        return "float", None
-    if dtype == pl.Boolean:
-        return "bool", None
-    if dtype in (pl.String, pl.Categorical, pl.Null) or isinstance(dtype, pl.Enum | pl.Categorical):
-        return "string", None
-    if isinstance(dtype, pl.Datetime):
-        return "datetime", dtype.time_zone
-    if dtype == pl.Date:
-        return "date", None
-    raise ContractError(f"cannot infer a contract for column {name!r} of type {dtype}")
-
-
-def _iso(value: object) -> str:
-    assert isinstance(value, datetime | date)
-    return value.isoformat()
-
-
-def infer_contract(reference: pl.DataFrame, *, unique_keys: Sequence[str] = (), max_categories: int = 50,
-                   datetime_ranges: bool = False) -> Contract:
-    """Infer a contract from a reference table.
-
-    Per column: the logical dtype, ``nullable`` (the reference has nulls), numeric ``min``/``max`` (observed,
-    over finite values), ``finite`` (floats: false when the reference holds NaN/inf) and, for string and bool
-    columns with at most ``max_categories`` distinct values, the ``allowed`` set. Datetime/date ranges are
-    inferred only with ``datetime_ranges=True``: new data is usually later than its reference, so an observed
-    maximum would quarantine every new row.
-    """
-    if max_categories < 0:
-        raise ValueError("max_categories must be >= 0")
-    missing = [k for k in unique_keys if k not in reference.columns]
-    if missing:
-        raise ContractError(f"unique_keys {missing} are not columns of the reference table")
-    bad_names = [c for c in reference.columns if c in RESERVED_COLUMNS]
-    if bad_names:
-        raise ContractError(f"reference columns {bad_names} use names reserved for the quarantine output")
-    rules: list[ColumnRule] = []
-    for name, dtype in reference.schema.items():
-        logical, zone = _logical_dtype(name, dtype)
-        col = reference.get_column(name)
-        fields: dict[str, object] = {"name": name, "dtype": logical, "nullable": col.null_count() > 0}
-        if logical == "float":
-            col = col.cast(pl.Float64)
-            finite = col.filter(col.is_finite())
-            fields["finite"] = finite.len() == col.drop_nulls().len()
-            if finite.len():
-                lo_f, hi_f = finite.min(), finite.max()
-                assert isinstance(lo_f, float) and isinstance(hi_f, float)
-                fields["min"], fields["max"] = lo_f, hi_f
-        elif logical == "int" and col.drop_nulls().len():
-            lo, hi = col.min(), col.max()
-            assert isinstance(lo, int) and isinstance(hi, int)
-            if lo >= -(2**63) and hi < 2**63:
-                fields["min"], fields["max"] = lo, hi
-        elif logical in ("string", "bool") and max_categories > 0:
-            values = (col.cast(pl.String) if logical == "string" else col).drop_nulls().unique()
-            if 0 < values.len() <= max_categories:
-                fields["allowed"] = sorted(values.to_list())
-        elif logical in TEMPORAL:
-            if zone is not None:
-                fields["time_zone"] = zone
-            if datetime_ranges and col.drop_nulls().len():
-                fields["min"], fields["max"] = _iso(col.min()), _iso(col.max())
-        rules.append(ColumnRule.model_validate(fields))
-    return Contract(columns=rules, unique_keys=list(unique_keys))

@@ -35,18 +35,26 @@ def _top(stats: dict[str, Any]) -> str:
 
 def render_report(outcome: ValidationOutcome, stats: dict[str, dict[str, Any]], *,
                   max_quarantine_share: float, title: str = "Data validation",
-                  sample_rows: int = SAMPLE_ROWS) -> str:
-    """Counts, the quarantine share against its threshold (PASS/FAIL), top reasons, per-column statistics of
-    the valid rows and up to ``sample_rows`` quarantined rows."""
+                  sample_rows: int = SAMPLE_ROWS, contract: str | None = "declared") -> str:
+    """Counts, the quarantine share against its threshold (PASS/FAIL), where the contract came from, top
+    reasons, per-column statistics of the valid rows and up to ``sample_rows`` quarantined rows.
+
+    ``contract`` describes the contract applied; None means there was none, and the verdict says UNCHECKED.
+    """
     share = outcome.quarantine_share
     passed = share <= max_quarantine_share
-    verdict = "PASS" if passed else "FAIL"
     relation = "<=" if passed else ">"
+    verdict = (f"**{'PASS' if passed else 'FAIL'}**: quarantine share {share:.2%} {relation} threshold "
+               f"{max_quarantine_share:.2%} ({outcome.rows_quarantined} of {outcome.rows_in} rows quarantined)")
+    if contract is None:
+        verdict = (f"**UNCHECKED**: no contract and no reference, so no row rules were applied; all "
+                   f"{outcome.rows_in} rows passed through as valid (give `contract` or connect `reference`)")
     lines = [
         f"# {title}",
         "",
-        f"**{verdict}**: quarantine share {share:.2%} {relation} threshold {max_quarantine_share:.2%} "
-        f"({outcome.rows_quarantined} of {outcome.rows_in} rows quarantined)",
+        verdict,
+        "",
+        f"Contract: {contract or 'none'}",
         "",
         *_table(["rows in", "rows valid", "rows quarantined", "quarantine share", "threshold"],
                 [[outcome.rows_in, outcome.rows_valid, outcome.rows_quarantined, f"{share:.4f}",

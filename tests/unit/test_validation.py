@@ -1,4 +1,5 @@
-"""Unit tests of the data validation family: contract, validate_table, stats, report and run_validation."""
+"""Unit tests of the data validation family: contract, validate_table, stats, report and run_validation
+(contract inference: test_validation_infer.py; the step: test_validation_step.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from components._core.artifacts import ArtifactError, read_json
 from components._core.config import ConfigError
 from components.data.contracts import BREAST_CANCER_FEATURES, breast_cancer_contract, demo_events_contract
 from components.data.events import BAD_KINDS, EventsConfig, generate_events
-from components.validation.contract import ColumnRule, Contract, ContractError, infer_contract
+from components.validation.contract import ColumnRule, Contract, ContractError
 from components.validation.report import render_report
 from components.validation.run import (
     EmptyInputError,
@@ -323,55 +324,6 @@ def test_contract_round_trips_through_json(contract: Contract) -> None:
     assert Contract.parse(contract.to_json()) == contract
 
 
-# --- infer_contract --------------------------------------------------------------------------------------
-
-
-def test_infer_contract_from_reference() -> None:
-    ref = pl.DataFrame({
-        "id": [1, 2, 3, 4],
-        "x": [0.5, None, 2.5, 1.0],
-        "c": ["a", "b", "a", "c"],
-        "free": [f"v{i}" for i in range(4)],
-        "t": [_ts(1), _ts(2), _ts(3), _ts(4)],
-        "flag": [True, False, True, True],
-    })
-    c = infer_contract(ref, unique_keys=["id"], max_categories=3)
-    assert c.unique_keys == ["id"]
-    by = {r.name: r for r in c.columns}
-    assert (by["id"].dtype, by["id"].nullable, by["id"].min, by["id"].max) == ("int", False, 1, 4)
-    x = by["x"]
-    assert (x.dtype, x.nullable, x.min, x.max, x.finite) == ("float", True, 0.5, 2.5, True)
-    assert by["c"].allowed == ["a", "b", "c"]
-    assert by["free"].allowed is None  # 4 distinct values > max_categories
-    assert (by["t"].dtype, by["t"].time_zone, by["t"].min, by["t"].max) == ("datetime", "UTC", None, None)
-    assert by["flag"].allowed == [False, True]
-    # The reference passes its own contract; new data outside the observed ranges does not.
-    assert validate_table(ref, c).rows_quarantined == 0
-    new = ref.with_columns(pl.Series("x", [9.0, 1.0, None, 1.0]), pl.Series("c", ["a", "z", "a", "a"]))
-    assert _reasons(validate_table(new, c)) == {0: "x: 9.0 > max 2.5", 1: "c: 'z' not in allowed"}
-
-
-def test_infer_contract_options_and_errors() -> None:
-    ref = pl.DataFrame({"t": [datetime(2026, 1, 1), datetime(2026, 2, 1)], "x": [1.0, float("nan")]})
-    c = infer_contract(ref, datetime_ranges=True)
-    assert (c.column("t").min, c.column("t").max) == ("2026-01-01T00:00:00", "2026-02-01T00:00:00")
-    assert c.column("x").finite is False
-    with pytest.raises(ContractError, match="nope"):
-        infer_contract(ref, unique_keys=["nope"])
-    with pytest.raises(ContractError, match="cannot infer"):
-        infer_contract(pl.DataFrame({"l": [[1, 2]]}))
-
-
-def test_inferred_contract_on_generated_events_flags_the_bad_rows() -> None:
-    reference = generate_events(EventsConfig(rows=3000, seed=1))
-    c = infer_contract(reference, unique_keys=["entity_id", "event_timestamp"])
-    assert c.column("country").allowed is not None and c.column("entity_id").nullable is False
-    bad = generate_events(EventsConfig(rows=3000, seed=1, bad_share=0.05))
-    out = validate_table(bad, c)
-    assert out.rows_quarantined > 0
-    assert {"entity_id:null", "country:allowed", "session_minutes:nan"} <= set(out.reason_counts)
-
-
 # --- demo contracts --------------------------------------------------------------------------------------
 
 
@@ -526,14 +478,47 @@ def test_threshold_error_is_raised_after_artifacts_are_written(tmp_path: Path) -
 def test_inferred_contract_from_reference(tmp_path: Path) -> None:
     ref = _write_events(tmp_path / "ref.parquet", rows=1500, seed=3)
     src = _write_events(tmp_path / "in.parquet", rows=1500, seed=3, bad_share=0.04)
-    summary = run_validation(src, **_uris(tmp_path), reference_uri=ref,
-                             config={"infer_unique_keys": ["entity_id", "event_timestamp"]})
-    assert summary.contract_inferred and summary.rows_quarantined >= 50
-    with pytest.raises(ConfigError, match="reference_uri"):
-        run_validation(src, **_uris(tmp_path / "b"), config={})
+    uris = _uris(tmp_path)
+    summary = run_validation(src, **uris, reference_uri=ref,
+                             config={"infer": {"unique_keys": ["entity_id", "event_timestamp"]}})
+    assert summary.contract_inferred and summary.contract_source == "inferred"
+    # Ranges are off by default: negative amounts and far-future timestamps pass; the other defects do not.
+    assert set(summary.reason_counts) == {"entity_id:null", "session_minutes:nan", "session_minutes:inf",
+                                          "country:allowed", "entity_id+event_timestamp:unique"}
+    assert read_json(uris["stats_uri"])["contract"]["unique_keys"] == ["entity_id", "event_timestamp"]
+    assert "Contract: inferred from the reference (no numeric ranges;" in Path(uris["report_uri"]).read_text()
     with pytest.raises(ConfigError, match="not both"):
         run_validation(src, **_uris(tmp_path / "c"), reference_uri=ref,
                        config={"contract": demo_events_contract().model_dump()})
+
+
+def test_margin_is_stated_in_the_report(tmp_path: Path) -> None:
+    ref = _write_events(tmp_path / "ref.parquet", rows=500, seed=3)
+    uris = _uris(tmp_path)
+    run_validation(ref, **uris, reference_uri=ref, config={"infer": {"numeric_ranges": "margin",
+                                                                     "range_margin": 0.25}})
+    assert ("numeric ranges: observed min/max widened by 0.25 x the observed span on each side"
+            in Path(uris["report_uri"]).read_text())
+    assert read_json(uris["stats_uri"])["contract"]["columns"][2]["min"] == 0.0  # amount >= 0 stays >= 0
+
+
+def test_no_contract_and_no_reference_passes_rows_through_and_says_so(tmp_path: Path) -> None:
+    df = generate_events(EventsConfig(rows=300, bad_share=0.1, seed=2))
+    src = tmp_path / "in.parquet"
+    df.write_parquet(src)
+    uris = _uris(tmp_path)
+    summary = run_validation(str(src), **uris, config={})
+    assert (summary.rows_valid, summary.rows_quarantined, summary.passed) == (300, 0, True)
+    meta = summary.to_metadata()
+    assert (meta["contract_source"], meta["row_rules_applied"], meta["contract_inferred"]) == ("none", False, False)
+    assert pl.read_parquet(uris["valid_uri"]).equals(df)
+    q = pl.read_parquet(uris["quarantine_uri"])
+    assert q.height == 0 and q.columns == ["_row", "_reasons", *df.columns]
+    report = Path(uris["report_uri"]).read_text()
+    assert "**UNCHECKED**: no contract and no reference, so no row rules were applied" in report
+    assert "**PASS**" not in report and "Contract: none" in report
+    stats = read_json(uris["stats_uri"])
+    assert stats["contract"] is None and stats["columns"]["amount"]["count"] == 300
 
 
 def test_empty_input(tmp_path: Path) -> None:
@@ -565,15 +550,18 @@ def test_contract_errors_raise_before_anything_is_written(tmp_path: Path) -> Non
     ({"threshold": 0.1}, "ValidationConfig.threshold"),
     ({"contract": {"columns": [{"name": "a", "dtype": "int", "min": "x"}]}}, "ValidationConfig.contract"),
     ('{"max_quarantine_share": 2}', "ValidationConfig.max_quarantine_share"),
+    ({"infer": {"numeric_ranges": "wide"}}, "ValidationConfig.infer.numeric_ranges"),
+    ({"infer": {"range_margin": -1}}, "ValidationConfig.infer.range_margin"),
+    ({"infer_unique_keys": ["a"]}, "ValidationConfig.infer_unique_keys"),
 ])
 def test_config_errors_name_the_field(config: object, field: str) -> None:
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
         ValidationConfig.parse(config)
 
 
-def test_infer_unique_keys_only_without_contract() -> None:
-    with pytest.raises(ConfigError, match="infer_unique_keys"):
-        ValidationConfig.parse({"contract": demo_events_contract().model_dump(), "infer_unique_keys": ["a"]})
+def test_infer_options_only_without_contract() -> None:
+    with pytest.raises(ConfigError, match="infer applies only when the contract is inferred"):
+        ValidationConfig.parse({"contract": demo_events_contract().model_dump(), "infer": {"unique_keys": ["a"]}})
 
 
 @pytest.mark.parametrize("name", ["truncated.parquet", "garbage.csv", "ragged.csv"])
