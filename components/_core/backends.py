@@ -1,15 +1,11 @@
-"""The seam between local, Kubeflow and Vertex execution: one interface per capability, one class per backend.
-
-Later families (training, tuning, serving) register an implementation per backend; a config value picks it.
-"""
+"""The seam between local, Kubeflow and Vertex execution: a ``Backend`` value picks one class from a family's
+backend table (``{Backend: "module:Class"}``), imported only when chosen; nothing registers itself on import."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from enum import StrEnum
-from typing import TypeVar
-
-T = TypeVar("T", bound=type)
+from importlib import import_module
+from typing import Any
 
 
 class Backend(StrEnum):
@@ -21,38 +17,17 @@ class Backend(StrEnum):
 
 
 class BackendError(LookupError):
-    """No implementation is registered for the requested capability and backend."""
+    """No implementation exists for the requested capability and backend."""
 
 
-_REGISTRY: dict[tuple[str, Backend], type] = {}
-
-
-def register(capability: str, backend: Backend | str) -> Callable[[T], T]:
-    """Class decorator registering ``cls`` as ``capability``'s implementation on ``backend``."""
-    key = (capability, Backend(backend))
-
-    def decorate(cls: T) -> T:
-        existing = _REGISTRY.get(key)
-        if existing is not None and existing is not cls:
-            raise BackendError(f"{capability}/{key[1]} is already provided by {existing.__qualname__}")
-        _REGISTRY[key] = cls
-        return cls
-
-    return decorate
-
-
-def resolve(capability: str, backend: Backend | str) -> type:
-    """The implementation class for ``capability`` on ``backend``; the error lists what is available."""
+def load_backend(table: dict[Backend, str], backend: Backend | str, capability: str) -> Any:
+    """The class ``table`` names for ``backend``; the error lists the backends ``capability`` offers."""
     try:
-        key = (capability, Backend(backend))
+        key = Backend(backend)
     except ValueError:
         raise BackendError(f"unknown backend {backend!r}; choose one of {[b.value for b in Backend]}") from None
-    if key not in _REGISTRY:
-        have = sorted(b.value for (c, b) in _REGISTRY if c == capability)
-        raise BackendError(f"no {capability!r} implementation for backend {backend!r}; available: {have}")
-    return _REGISTRY[key]
-
-
-def available(capability: str) -> list[str]:
-    """Backends that implement ``capability``."""
-    return sorted(b.value for (c, b) in _REGISTRY if c == capability)
+    if key not in table:
+        raise BackendError(f"no {capability!r} implementation for backend {key.value!r}; "
+                           f"available: {sorted(b.value for b in table)}")
+    module, _, attr = table[key].partition(":")
+    return getattr(import_module(module), attr)

@@ -12,6 +12,8 @@ MANAGED_BY = "kfp-component-catalog"
 SPEC_HASH_ANNOTATION = "kfp-component-catalog.io/spec-hash"
 RUN_ID_ANNOTATION = "kfp-component-catalog.io/run-id"
 TASK_ANNOTATION = "kfp-component-catalog.io/task"
+STEP_LABEL = "kfp-component-catalog.io/step"  # the deterministic name shared by every attempt of a step
+ATTEMPT_LABEL = "kfp-component-catalog.io/attempt"
 DNS1123_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 

@@ -1,8 +1,5 @@
-"""The one waiter: poll a state function until it reports a terminal state or a deadline passes.
-
-Used by every launcher (local processes, Kubernetes custom resources, Vertex jobs) so deadline, interval and
-progress handling exist once.
-"""
+"""Time for waits: an injectable clock, the deadline error, and ``wait_for`` for short waits (an object's deletion);
+jobs are waited on through ``components._core.jobs``."""
 
 from __future__ import annotations
 
@@ -24,28 +21,6 @@ class Clock:
 
     now: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
-
-
-class ManualClock:
-    """A time source that moves only when slept on, so waits finish instantly (tests, simulations, benchmarks).
-    ``on_sleep(n)`` runs after the n-th sleep (e.g. to send SIGTERM on the n-th poll)."""
-
-    def __init__(self, on_sleep: Callable[[int], object] | None = None) -> None:
-        self.t = 0.0
-        self.sleeps: list[float] = []
-        self.on_sleep = on_sleep
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.t += seconds
-        if self.on_sleep is not None:
-            self.on_sleep(len(self.sleeps))
-
-    def clock(self) -> Clock:
-        return Clock(now=self.now, sleep=self.sleep)
 
 
 def wait_for(

@@ -19,14 +19,11 @@ def train(
 ) -> float:
     """Train the tabular PyTorch model with DDP as local processes, a PyTorchJob or a Vertex CustomJob; writes a
     safetensors model with its model card, and the run's metrics, checkpoints and logs. Returns the test AUC."""
-    from components._core.metrics import numeric
     from components.training.step import train_step
 
     out = train_step(training_set.path, model_dir=model.path, run_dir=run.path, trainer_config=trainer_config,
                      launch=launch, run_id=run_id, task=task)
-    for key, value in numeric(out.metrics).items():
+    for key, value in out.metric_values().items():
         metrics.log_metric(key, value)
-    model.metadata.update({"framework": "pytorch", "format": "safetensors", "job": out.name,
-                           "features": len(out.model_card.get("features", [])),
-                           "test_auc": out.metrics.get("test_auc")})
+    model.metadata.update(out.model_metadata())
     return float(out.metrics["test_auc"])

@@ -10,13 +10,14 @@ from typing import Any
 import torch
 
 from components._core.artifacts import filesystem, open_atomic
+from components.training.launch import CHECKPOINTS_DIR, output_file
 
 _NAME = re.compile(r"epoch-(\d{6})\.pt")
 
 
 def checkpoint_dir(output_uri: str) -> str:
     """The checkpoint folder under a trainer output."""
-    return f"{output_uri.rstrip('/')}/checkpoints"
+    return output_file(output_uri, CHECKPOINTS_DIR)
 
 
 def _uri(output_uri: str, epoch: int) -> str:

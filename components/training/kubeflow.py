@@ -1,179 +1,84 @@
-"""Kubeflow backend: the trainer as a PyTorchJob, through the shared custom-resource launcher."""
+"""Kubeflow backend: the trainer as a PyTorchJob, through the shared custom-resource launcher.
+
+Each attempt is one PyTorchJob labelled with its step and attempt number, so a retried step finds them all: it
+adopts a running or succeeded one and otherwise creates the next attempt (``components.training.launch.start``).
+"""
 
 from __future__ import annotations
 
 import functools
-from typing import Any, Literal
+from typing import Any, Self
 
-from pydantic import Field
-
-from components._core.backends import Backend, register
-from components._core.config import StrictConfig
+from components._core.jobs import RunningJob
 from components._core.k8s import (
     Cleanup,
+    CustomResourceJob,
     CustomResourceLauncher,
-    DeadlineExceeded,
-    ResourceFailed,
-    ResourceGone,
-    on_sigterm,
-    terminal_condition,
+    api_policy,
+    attempt_of,
+    require_same_spec,
+    transient_api_error,
+    with_attempt_labels,
 )
+from components._core.k8s_meta import STEP_LABEL
 from components._core.waiting import Clock
 from components.training import pytorchjob as pj
-from components.training.launch import (
-    JobPhase,
-    JobStatus,
-    LaunchError,
-    LaunchSpec,
-    RunningJob,
-    TrainingBackend,
-)
+from components.training.launch import KubeflowOptions, LaunchConfig, LaunchSpec, TrainingBackend
 
 
-class KubeflowOptions(StrictConfig):
-    """Where and how PyTorchJobs run."""
-
-    namespace: str = Field(
-        "kubeflow",
-        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
-        max_length=63,
-        description="namespace of the PyTorchJob",
-    )
-    run_id: str = Field("", description="pipeline run id, recorded as an annotation")
-    task: str = Field("", description="pipeline task name, recorded as an annotation")
-    service_account: str | None = Field(None, description="service account of the training pods")
-    clean_pod_policy: Literal["All", "Running", "None"] = Field("All", description="pods to delete when done")
-    ttl_seconds_after_finished: int | None = Field(86400, ge=0, description="delete the job this long after")
-    backoff_limit: int = Field(3, ge=0, le=100, description="pod restarts before the job fails")
-    restart_policy: Literal["ExitCode", "OnFailure", "Never", "Always"] = Field("ExitCode")
-    secret_env: dict[str, tuple[str, str]] = Field(default_factory=dict, description="env var -> (Secret name, key)")
-    node_selector: dict[str, str] = Field(default_factory=dict)
-    image_pull_secrets: list[str] = Field(default_factory=list)
-    run_as_user: int = Field(10001, ge=1, description="non-root uid (the catalog images use 10001)")
-    poll_interval_s: float = Field(10.0, gt=0, le=600, description="seconds between status reads")
-    deadline_grace_s: int = Field(300, ge=0, le=3600, description="wait this long past the job's own deadline")
-    delete_on_success: bool = Field(False, description="delete the job when it succeeds")
-    delete_on_failure: bool = Field(False, description="delete the job when it fails (else kept for the TTL)")
-
-
-class PyTorchJobRun(RunningJob):
-    """Handle on one PyTorchJob."""
-
-    def __init__(self, launcher: CustomResourceLauncher, name: str, *, timeout_s: float, cleanup: Cleanup):
-        self.name = name
-        self._launcher, self._timeout_s, self._cleanup = launcher, timeout_s, cleanup
-
-    def status(self) -> JobStatus:
-        obj = self._launcher.get(self.name)
-        if obj is None:
-            return JobStatus(JobPhase.CANCELLED, "the PyTorchJob no longer exists")
-        status = obj.get("status") or {}
-        details = {
-            "conditions": status.get("conditions", []),
-            "replicaStatuses": status.get("replicaStatuses", {}),
-        }
-        outcome, cond = terminal_condition(obj)
-        if cond is not None:
-            phase = JobPhase.SUCCEEDED if outcome == "succeeded" else JobPhase.FAILED
-            return JobStatus(phase, str(cond.get("message", "")), details)
-        running = any(c.get("type") == "Running" and c.get("status") == "True" for c in details["conditions"])
-        return JobStatus(JobPhase.RUNNING if running else JobPhase.PENDING, "", details)
-
-    def cancel(self) -> None:
-        self._launcher.delete(self.name)
-
-    def logs(self) -> str:
-        return self._launcher.collect_logs(self.name, pj.pod_selector(self.name))
-
-    def wait(self, *, logs_uri: str | None = None) -> JobStatus:
-        """Block until the job ends; SIGTERM or the deadline delete it. Logs and events go to ``logs_uri``.
-        Raises ``LaunchError`` when the job fails, vanishes or overruns."""
-        where = f"{self._launcher.namespace}/{self.name}"
-        try:
-            obj = self._launcher.watch(
-                self.name,
-                timeout_s=self._timeout_s,
-                label_selector=pj.pod_selector(self.name),
-                logs_uri=logs_uri,
-                cleanup=self._cleanup,
-            )
-        except ResourceFailed as err:
-            raise LaunchError(f"PyTorchJob {where} failed: {err}") from err
-        except ResourceGone as err:
-            raise LaunchError(f"PyTorchJob {where} was deleted before it finished") from err
-        except DeadlineExceeded as err:
-            raise LaunchError(
-                f"PyTorchJob {where} did not finish in {self._timeout_s:.0f}s and was deleted"
-                + (f"; logs: {logs_uri}" if logs_uri else "")
-            ) from err
-        _, cond = terminal_condition(obj)
-        return JobStatus(
-            JobPhase.SUCCEEDED,
-            str((cond or {}).get("message", "")),
-            {"conditions": (obj.get("status") or {}).get("conditions", [])},
-        )
-
-
-@register("training", Backend.KUBEFLOW)
 class KubeflowTrainingBackend(TrainingBackend):
     """Runs the trainer as a PyTorchJob. Kubernetes clients are injected, or built on first use (in-cluster
     config, else kubeconfig)."""
 
-    def __init__(
-        self,
-        options: KubeflowOptions | dict[str, Any] | str | None = None,
-        *,
-        api: Any = None,
-        core_api: Any = None,
-        clock: Clock | None = None,
-    ):
+    def __init__(self, options: KubeflowOptions | dict[str, Any] | str | None = None, *, run_id: str = "",
+                 task: str = "", api: Any = None, core_api: Any = None, clock: Clock | None = None):
         self.options = KubeflowOptions.parse(options)
+        self.run_id, self.task = run_id, task
         self._api, self._core_api, self._clock = api, core_api, clock
 
-    @functools.cached_property
-    def _launcher(self) -> CustomResourceLauncher:
-        return CustomResourceLauncher(
-            self._api, pj.GROUP, pj.VERSION, pj.PLURAL, self.options.namespace, core_api=self._core_api,
-            clock=self._clock, interval_s=self.options.poll_interval_s,
-        )
+    @classmethod
+    def from_config(cls, cfg: LaunchConfig, *, run_id: str, task: str, log_dir: str | None = None,
+                    clock: Clock | None = None) -> Self:
+        return cls(cfg.kubeflow, run_id=run_id, task=task, clock=clock)
 
+    @functools.cached_property
     def launcher(self) -> CustomResourceLauncher:
         """The shared launcher bound to PyTorchJobs in the configured namespace (clients made on first use)."""
-        return self._launcher
+        wait = self.options.wait
+        retry = api_policy(wait.poll_interval_s, backoff_max_s=wait.backoff_max_s,
+                           transient_budget_s=wait.transient_budget_s)
+        return CustomResourceLauncher(self._api, pj.GROUP, pj.VERSION, pj.PLURAL, self.options.namespace,
+                                      core_api=self._core_api, clock=self._clock, retry=retry)
 
     def manifest(self, spec: LaunchSpec) -> dict[str, Any]:
-        """The PyTorchJob this backend submits for ``spec`` (pure)."""
+        """The PyTorchJob this backend submits for ``spec`` (pure), labelled with its step and attempt."""
         o = self.options
-        return pj.build_pytorchjob(
-            spec,
-            namespace=o.namespace,
-            run_id=o.run_id,
-            task=o.task,
-            service_account=o.service_account,
-            clean_pod_policy=o.clean_pod_policy,
-            ttl_seconds_after_finished=o.ttl_seconds_after_finished,
-            backoff_limit=o.backoff_limit,
-            restart_policy=o.restart_policy,
-            secret_env=o.secret_env,
-            node_selector=o.node_selector,
-            image_pull_secrets=o.image_pull_secrets,
-            run_as_user=o.run_as_user,
+        job = pj.build_pytorchjob(
+            spec, namespace=o.namespace, run_id=self.run_id, task=self.task, service_account=o.service_account,
+            clean_pod_policy=o.clean_pod_policy, ttl_seconds_after_finished=o.ttl_seconds_after_finished,
+            backoff_limit=o.backoff_limit, restart_policy=o.restart_policy, secret_env=o.secret_env,
+            node_selector=o.node_selector, image_pull_secrets=o.image_pull_secrets, run_as_user=o.run_as_user,
+        )
+        return with_attempt_labels(job, spec.step_name, spec.attempt)
+
+    def job(self, name: str, attempt: int, timeout_s: float) -> CustomResourceJob:
+        """Handle on the PyTorchJob ``name``, waited on as the options say."""
+        o = self.options
+        return CustomResourceJob(
+            self.launcher, name, attempt=attempt, policy=o.wait.policy(timeout_s, transient_api_error),
+            label_selector=pj.pod_selector(name),
+            cleanup=Cleanup(on_success=o.delete_on_success, on_failure=o.delete_on_failure),
         )
 
-    def start(self, spec: LaunchSpec) -> PyTorchJobRun:
-        launcher = self.launcher()
-        obj = launcher.apply(self.manifest(spec))
-        cleanup = Cleanup(on_success=self.options.delete_on_success, on_failure=self.options.delete_on_failure)
-        return PyTorchJobRun(
-            launcher,
-            obj["metadata"]["name"],
-            timeout_s=spec.timeout_s + self.options.deadline_grace_s,
-            cleanup=cleanup,
-        )
+    def attempts(self, spec: LaunchSpec) -> list[RunningJob]:
+        jobs: list[RunningJob] = []
+        for obj in self.launcher.list(f"{STEP_LABEL}={spec.step_name}"):
+            attempt = attempt_of(obj)
+            mine = self.manifest(spec.for_attempt(attempt, self.max_name_len))
+            require_same_spec(obj, mine, self.launcher.ref(obj["metadata"]["name"]))
+            jobs.append(self.job(obj["metadata"]["name"], attempt, spec.timeout_s))
+        return jobs
 
-    def run(self, spec: LaunchSpec, *, logs_uri: str | None = None) -> JobStatus:
-        """Start (or adopt) and wait: the whole step. Raises ``LaunchError`` when the job does not succeed."""
-        launcher = self.launcher()
-        with on_sigterm(lambda: launcher.delete(spec.name)):  # covers the create, before wait takes over
-            job = self.start(spec)
-        return job.wait(logs_uri=logs_uri)
+    def create(self, spec: LaunchSpec) -> CustomResourceJob:
+        obj = self.launcher.apply(self.manifest(spec))
+        return self.job(obj["metadata"]["name"], spec.attempt, spec.timeout_s)

@@ -14,11 +14,12 @@ import tempfile
 import threading
 from collections import deque
 from pathlib import Path
+from typing import ClassVar, Self
 
 import components
-from components._core.backends import Backend, register
-from components.training.config import TrainerConfig
-from components.training.launch import JobPhase, JobStatus, LaunchSpec, RunningJob, TrainingBackend
+from components._core.jobs import JobPhase, JobStatus, RunningJob, WaitPolicy
+from components._core.waiting import Clock
+from components.training.launch import LaunchConfig, LaunchSpec, LocalOptions, TrainingBackend
 
 TAIL_LINES = 40  # in the failure message
 KEPT_LINES = 400  # searched for torchrun's root-cause summary
@@ -33,12 +34,9 @@ def free_port() -> int:
 
 
 def torchrun_command(spec: LaunchSpec, port: int, python: str = sys.executable) -> list[str]:
-    """The ``torch.distributed.run`` command line for ``spec`` (config validated first)."""
-    cfg = TrainerConfig.parse(spec.trainer_config)
+    """The ``torch.distributed.run`` command line for ``spec`` (the trainer's arguments from the launch module)."""
     return [python, "-m", "torch.distributed.run", f"--nproc-per-node={spec.world_size}", "--nnodes=1",
-            "--max-restarts=0", "--master-addr=127.0.0.1", f"--master-port={port}",
-            "-m", "components.training.trainer", "--config", cfg.to_json(),
-            "--data-uri", spec.data_uri, "--output-uri", spec.output_uri]
+            "--max-restarts=0", "--master-addr=127.0.0.1", f"--master-port={port}", *spec.trainer_args()]
 
 
 def root_cause(log_tail: str) -> str:
@@ -64,13 +62,20 @@ def _signal_text(code: int) -> str:
 class LocalJob(RunningJob):
     """A ``torch.distributed.run`` process group started by ``LocalTrainingBackend``."""
 
-    def __init__(self, name: str, proc: subprocess.Popen[bytes], log_path: Path, stream: bool,
-                 grace_s: float) -> None:
-        self.name, self.proc, self.log_path, self.grace_s = name, proc, log_path, grace_s
+    def __init__(self, spec: LaunchSpec, proc: subprocess.Popen[bytes], log_path: Path, options: LocalOptions
+                 ) -> None:
+        name = spec.name
+        self.name, self.attempt, self.proc, self.log_path = name, spec.attempt, proc, log_path
+        self.grace_s, stream = options.grace_s, options.stream_logs
+        self._policy = options.wait.policy(spec.timeout_s)
         self._tail: deque[str] = deque(maxlen=KEPT_LINES)
         self._cancelled = False
         self._reader = threading.Thread(target=self._pump, args=(stream,), name=f"logs-{name}", daemon=True)
         self._reader.start()
+
+    @property
+    def policy(self) -> WaitPolicy:
+        return self._policy
 
     @property
     def pid(self) -> int:
@@ -132,33 +137,32 @@ class LocalJob(RunningJob):
         return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
 
 
-@register("training", Backend.LOCAL)
 class LocalTrainingBackend(TrainingBackend):
-    """Runs ``spec.world_size`` ranks on this machine; a running job of the same name is adopted.
+    """Runs ``spec.world_size`` ranks on this machine. Jobs started in this process are remembered by step, so
+    a step run again in the same process adopts its running job."""
 
-    ``stream`` copies every log line to stdout as it arrives; ``grace_s`` is the SIGTERM-to-SIGKILL delay."""
+    _jobs: ClassVar[dict[str, list[LocalJob]]] = {}
 
-    _jobs: dict[str, LocalJob] = {}
-
-    def __init__(self, log_dir: str | None = None, stream: bool = True, grace_s: float = 10.0,
+    def __init__(self, log_dir: str | None = None, options: LocalOptions | None = None,
                  python: str = sys.executable) -> None:
         self.log_dir = Path(log_dir or tempfile.mkdtemp(prefix="training-logs-"))
-        self.stream, self.grace_s, self.python = stream, grace_s, python
+        self.options, self.python = options or LocalOptions(), python
 
-    def job(self, name: str) -> LocalJob | None:
-        """The latest job started under ``name`` in this process, if any."""
-        return self._jobs.get(name)
+    @classmethod
+    def from_config(cls, cfg: LaunchConfig, *, run_id: str, task: str, log_dir: str | None = None,
+                    clock: Clock | None = None) -> Self:
+        return cls(log_dir=log_dir, options=cfg.local)
 
-    def start(self, spec: LaunchSpec) -> LocalJob:
-        running = self._jobs.get(spec.name)
-        if running is not None and running.proc.poll() is None:
-            return running
+    def attempts(self, spec: LaunchSpec) -> list[RunningJob]:
+        return list(self._jobs.get(spec.step_name, []))
+
+    def create(self, spec: LaunchSpec) -> LocalJob:
         cmd = torchrun_command(spec, free_port(), self.python)
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
                "PYTHONPATH": os.pathsep.join(p for p in (_REPO_ROOT, os.environ.get("PYTHONPATH")) if p)}
         self.log_dir.mkdir(parents=True, exist_ok=True)
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=env, start_new_session=True)
-        job = LocalJob(spec.name, proc, self.log_dir / f"{spec.name}.log", self.stream, self.grace_s)
-        self._jobs[spec.name] = job
+        job = LocalJob(spec, proc, self.log_dir / f"{spec.name}.log", self.options)
+        self._jobs.setdefault(spec.step_name, []).append(job)
         return job

@@ -6,7 +6,6 @@ reach the container only through ``secretKeyRef``.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -21,7 +20,6 @@ GROUP, VERSION, PLURAL = "kubeflow.org", "v1", "pytorchjobs"
 CONTAINER = "pytorch"  # the training operator finds the training container by this name
 PORT_NAME, PORT = "pytorchjob-port", 23456
 JOB_NAME_LABEL = "training.kubeflow.org/job-name"
-TRAINER_MODULE = "components.training.trainer"
 _SECRETISH = re.compile(r"PASSWORD|SECRET|TOKEN|API_?KEY|CREDENTIAL|PRIVATE_?KEY", re.I)
 
 CleanPodPolicy = Literal["All", "Running", "None"]
@@ -29,19 +27,8 @@ RestartPolicy = Literal["ExitCode", "OnFailure", "Never", "Always"]
 
 
 def trainer_command(spec: LaunchSpec) -> list[str]:
-    """The trainer's command line: config as canonical JSON, data and output URIs."""
-    config = json.dumps(canonical(spec.trainer_config), separators=(",", ":"))
-    return [
-        "python",
-        "-m",
-        TRAINER_MODULE,
-        "--config",
-        config,
-        "--data-uri",
-        spec.data_uri,
-        "--output-uri",
-        spec.output_uri,
-    ]
+    """The container command: the image's Python with the trainer's arguments (``launch.trainer_args``)."""
+    return ["python", *spec.trainer_args()]
 
 
 def pod_selector(name: str) -> str:

@@ -1,5 +1,5 @@
 """The training program. One process per rank; runs unchanged alone, under ``torch.distributed.run``, in
-PyTorchJob pods and in Vertex AI worker pools. See ``components.training.launch`` for the output contract.
+PyTorchJob pods and in Vertex AI worker pools. ``components.training.launch`` states its file contract.
 
 ``python -m components.training.trainer --config <json-or-uri> --data-uri URI --output-uri URI``
 """
@@ -28,6 +28,7 @@ from components.training.checkpoint import latest_checkpoint, load_checkpoint, r
 from components.training.config import TrainerConfig
 from components.training.data import Splits, prepare
 from components.training.distributed import DistEnv, init_group, pick_device, resolve_env
+from components.training.launch import FINAL_METRICS_FILE, METRICS_FILE, MODEL_DIR, output_file
 from components.training.metrics import binary_metrics
 from components.training.model import MLP, cpu_state, save_model, weights_digest
 from components.training.sampler import shard_indices
@@ -150,7 +151,7 @@ def _clean(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def _write_history(history: list[dict[str, Any]], output_uri: str) -> None:
-    with open_atomic(f"{output_uri.rstrip('/')}/metrics.jsonl") as fh:
+    with open_atomic(output_file(output_uri, METRICS_FILE)) as fh:
         fh.writelines(json.dumps(_clean(h), sort_keys=True) + "\n" for h in history)
 
 
@@ -214,8 +215,8 @@ def _finish(run: _Run, progress: Progress, history: list[dict[str, Any]], resume
             "task": "binary_classification", "label_column": run.cfg.label_column, "features": features,
             "preprocessing": run.data.preprocessing.to_dict(), "output": "sigmoid(logit) = P(label = 1)",
             "metrics": final, "trainer_config": run.cfg.model_dump(mode="json"), "data_uri": data_uri,
-        }, f"{output_uri.rstrip('/')}/model")
-        write_json(final, f"{output_uri.rstrip('/')}/final_metrics.json")
+        }, output_file(output_uri, MODEL_DIR))
+        write_json(final, output_file(output_uri, FINAL_METRICS_FILE))
     if run.env.world_size > 1:
         dist.barrier()
     return final

@@ -1,5 +1,5 @@
-"""Katib engine: the tuning spec rendered as a kubeflow.org/v1beta1 Experiment whose trials are PyTorchJobs
-running the trainer, launched through the shared custom-resource launcher.
+"""The tuning spec rendered as a kubeflow.org/v1beta1 Experiment whose trials are PyTorchJobs running the trainer
+(a pure builder; ``katib_run`` runs it).
 
 The tuning spec arrives as a plain mapping in Katib's own field names (``TuningSpec.katib()``). Each trial's
 trainer config is the base config with ``${trialParameters.<name>}`` placeholders at the (dotted) parameter keys;
@@ -11,22 +11,21 @@ format is not used because it accepts only string values.
 from __future__ import annotations
 
 import copy
-import functools
 import json
 import posixpath
 import re
 from collections.abc import Mapping
 from typing import Any
 
-from components._core.k8s import Cleanup, CustomResourceLauncher
 from components._core.k8s_meta import canonical, deterministic_name, standard_metadata
-from components._core.waiting import Clock
 from components.training import pytorchjob as pj
-from components.training.launch import LaunchSpec
+from components.training.launch import METRICS_FILE, LaunchSpec
 
 GROUP, VERSION, PLURAL, KIND = "kubeflow.org", "v1beta1", "experiments", "Experiment"
 EXPERIMENT_LABEL = "kfp-component-catalog.io/experiment"
-METRICS_FILE = "metrics.jsonl"
+TRIAL_PLURAL = "trials"
+TRIAL_EXPERIMENT_LABEL = "katib.kubeflow.org/experiment"
+MAX_NAME = 40  # Katib derives longer trial and pod names from the experiment's
 # '"val_loss": 0.25' -> (name, value); Katib requires two top-level groups.
 METRICS_FILTER = r'"([\w|.-]+)"\s*:\s*([+-]?\d*(?:\.\d+)?(?:[Ee][+-]?\d+)?)'
 SUCCESS = 'status.conditions.#(type=="Succeeded")#|#(status=="True")#'
@@ -148,7 +147,7 @@ def build_experiment(
             "trial.output_uri must be an absolute local path for Katib's File metrics collector, "
             f"got {trial.output_uri!r}"
         )
-    exp_name = name or deterministic_name(run_id, task, "katib", max_len=40)
+    exp_name = name or deterministic_name(run_id, task, "katib", max_len=MAX_NAME)
     params = [_parameter(p) for p in tuning["parameters"]]
     trial_names = [_trial_name(p["name"]) for p in params]
     if len(set(trial_names)) != len(trial_names):
@@ -195,54 +194,3 @@ def build_experiment(
             "spec": spec,
         }
     )
-
-
-def best_trial(experiment: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"trial", "parameters", "metrics"}`` from ``status.currentOptimalTrial`` (Katib's strings)."""
-    best = (experiment.get("status") or {}).get("currentOptimalTrial") or {}
-    return {
-        "trial": best.get("bestTrialName", ""),
-        "parameters": {a["name"]: a["value"] for a in best.get("parameterAssignments") or []},
-        "metrics": {
-            m["name"]: {k: v for k, v in m.items() if k != "name"}
-            for m in (best.get("observation") or {}).get("metrics") or []
-        },
-    }
-
-
-class KatibEngine:
-    """Runs an Experiment to its end through the shared launcher; clients injected or built on first use."""
-
-    def __init__(
-        self,
-        namespace: str,
-        *,
-        api: Any = None,
-        core_api: Any = None,
-        clock: Clock | None = None,
-        poll_interval_s: float = 30.0,
-        cleanup: Cleanup | None = None,
-    ):
-        self.namespace, self._api, self._core_api = namespace, api, core_api
-        self._clock, self._interval_s, self._cleanup = clock, poll_interval_s, cleanup
-
-    @functools.cached_property
-    def _launcher(self) -> CustomResourceLauncher:
-        return CustomResourceLauncher(self._api, GROUP, VERSION, PLURAL, self.namespace, core_api=self._core_api,
-                                      clock=self._clock, interval_s=self._interval_s)
-
-    def launcher(self) -> CustomResourceLauncher:
-        """The shared launcher bound to Experiments in the namespace (clients made on first use)."""
-        return self._launcher
-
-    def run(self, experiment: dict[str, Any], *, timeout_s: float, logs_uri: str | None = None) -> dict[str, Any]:
-        """Create or adopt, wait for Succeeded (``ResourceFailed`` on Failed), return ``best_trial``."""
-        name = experiment["metadata"]["name"]
-        obj = self.launcher().run(
-            experiment,
-            timeout_s=timeout_s,
-            logs_uri=logs_uri,
-            cleanup=self._cleanup,
-            label_selector=f"{EXPERIMENT_LABEL}={name}",
-        )
-        return best_trial(obj)

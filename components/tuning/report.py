@@ -1,26 +1,27 @@
 """Tuning reports: the trials table (CSV / Parquet), the best parameters (JSON, ``BestParams``), the summary, and
-an optimization history page (HTML) for the KFP UI.
+one HTML page for the KFP UI with Optuna's own visualizations (optimization history, intermediate values,
+parallel coordinates, parameter importances).
 
-The HTML renders offline: with plotly importable it is Optuna's optimization-history figure with plotly.js inlined
-(no CDN), otherwise a small SVG chart drawn here. Either way there are no external references.
+The page renders offline: plotly.js comes from the installed plotly package and is inlined once for all the
+figures (no CDN, no network in the browser).
 """
 
 from __future__ import annotations
 
 import html
-import importlib.util
 import io
 import json
-import math
-from typing import Any, Literal
+import logging
+from typing import Any
 
 import optuna
-import polars as pl
+from optuna.trial import TrialState
 
 from components._core.artifacts import format_of, open_atomic, write_json, write_text
-from components.tuning.optuna_engine import TrialOutcome, TuningResult, join_uri
+from components.training.launch import output_file
+from components.tuning.results import TuningResult
 
-Renderer = Literal["auto", "plotly", "svg"]
+log = logging.getLogger(__name__)
 FILES = {
     "trials_csv": "trials.csv",
     "trials_parquet": "trials.parquet",
@@ -55,108 +56,49 @@ def write_best_params(result: TuningResult, uri: str) -> dict[str, Any]:
     return doc
 
 
-def plotly_available() -> bool:
-    return importlib.util.find_spec("plotly") is not None
-
-
-def history_html(result: TuningResult, renderer: Renderer = "auto") -> str:
-    """A self-contained optimization history page (objective value per trial and the best so far)."""
-    if renderer == "plotly" or (renderer == "auto" and plotly_available()):
-        return _plotly_html(result)
-    return _svg_html(result)
-
-
-def _plotly_html(result: TuningResult) -> str:
+def _figures(result: TuningResult) -> list[Any]:
+    """Optuna's figures for the finished trials (those that need more trials than ran are left out)."""
+    vis = optuna.visualization
     study = optuna.create_study(direction=result.spec.direction, study_name=result.study_name)
     study.add_trials([t for t in result.frozen_trials if t.state.is_finished()])
-    fig = optuna.visualization.plot_optimization_history(study, target_name=result.spec.metric)
-    fig.update_layout(title=f"Optimization history: {result.study_name}")
-    return str(fig.to_html(full_html=True, include_plotlyjs=True, include_mathjax=False))
+    metric = result.spec.metric
+    figures = [vis.plot_optimization_history(study, target_name=metric)]
+    if any(t.intermediate_values for t in study.trials):
+        figures.append(vis.plot_intermediate_values(study))
+    complete = [t for t in study.trials if t.state is TrialState.COMPLETE]
+    if len(complete) >= 2:
+        figures.append(vis.plot_parallel_coordinate(study, target_name=metric))
+        if len(result.spec.parameters) > 1:
+            try:
+                figures.append(vis.plot_param_importances(study, target_name=metric))
+            except (RuntimeError, ValueError) as err:  # e.g. every trial had the same parameters
+                log.info("no parameter importances: %s", err)
+    return figures
 
 
-def _fmt(v: float) -> str:
-    return f"{v:.4g}"
+def history_html(result: TuningResult) -> str:
+    """A self-contained page: Optuna's figures with plotly.js inlined once, then the study summary."""
+    from plotly.offline import get_plotlyjs
 
-
-def _svg_html(result: TuningResult, width: int = 720, height: int = 360) -> str:
-    """A dependency-free SVG chart: succeeded trials as dots, the best-so-far as a step line, in completion
-    order; early-stopped trials as hollow dots at their last value."""
-    table = result.trials.filter(pl.col("completion_order").is_not_null() & pl.col("value").is_not_null())
-    table = table.sort("completion_order")
-    metric, direction = result.spec.metric, result.spec.direction
-    title = f"Optimization history: {result.study_name}"
-    pad_l, pad_r, pad_t, pad_b = 70, 20, 40, 50
-    pw, ph = width - pad_l - pad_r, height - pad_t - pad_b
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="{html.escape(title)}">',
-        f'<rect x="{pad_l}" y="{pad_t}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>',
-    ]
-    rows = table.select("completion_order", "value", "state", "name").rows()
-    if rows:
-        values = [float(r[1]) for r in rows]
-        lo, hi = min(values), max(values)
-        if math.isclose(lo, hi):
-            lo, hi = lo - 0.5, hi + 0.5
-        n = len(rows)
-
-        def x(i: int) -> float:
-            return pad_l + (pw * (i + 0.5) / n)
-
-        def y(v: float) -> float:
-            return pad_t + ph * (1 - (v - lo) / (hi - lo))
-
-        best: float | None = None
-        path: list[str] = []
-        for i, (_order, value, state, name) in enumerate(rows):
-            v = float(value)
-            succeeded = state == TrialOutcome.SUCCEEDED.value
-            fill = "#1f77b4" if succeeded else "none"
-            parts.append(f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="4" fill="{fill}" stroke="#1f77b4">'
-                         f"<title>{html.escape(str(name))}: {_fmt(v)} ({html.escape(str(state))})</title></circle>")
-            if succeeded:
-                better = best is None or (v < best if direction == "minimize" else v > best)
-                if better:
-                    best = v
-            if best is not None:
-                path.append(f"{'M' if not path else 'L'}{x(i):.1f},{y(best):.1f}")
-        if path:
-            parts.append(f'<path d="{" ".join(path)}" fill="none" stroke="#d62728" stroke-width="2"/>')
-        for v in (lo, (lo + hi) / 2, hi):
-            parts.append(f'<text x="{pad_l - 6}" y="{y(v) + 4:.1f}" font-size="11" text-anchor="end">'
-                         f"{_fmt(v)}</text>")
-    else:
-        parts.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle">no finished trial with a value'
-                     "</text>")
-    parts += [
-        f'<text x="{pad_l + pw / 2}" y="{height - 12}" font-size="12" text-anchor="middle">trial, in completion '
-        "order</text>",
-        f'<text x="16" y="{pad_t + ph / 2}" font-size="12" text-anchor="middle" '
-        f'transform="rotate(-90 16 {pad_t + ph / 2})">{html.escape(metric)}</text>',
-        "</svg>",
-    ]
+    title = html.escape(f"Tuning: {result.study_name}")
+    parts = [fig.to_html(full_html=False, include_plotlyjs=False, include_mathjax=False)
+             for fig in _figures(result)]
     summary = html.escape(json.dumps(result.to_metadata(), indent=2, sort_keys=True, default=str))
-    return (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
-        f"<title>{html.escape(title)}</title></head><body>"
-        f"<h3>{html.escape(title)}</h3>"
-        f"<p>{html.escape(direction)} {html.escape(metric)}; dots: trials (hollow: early-stopped), "
-        "line: best so far.</p>" + "".join(parts) + f"<pre>{summary}</pre></body></html>\n"
-    )
+    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+            f"<title>{title}</title><script type=\"text/javascript\">{get_plotlyjs()}</script></head><body>"
+            f"<h3>{title}</h3><p>{html.escape(result.spec.direction)} {html.escape(result.spec.metric)}; "
+            f"stopped: {html.escape(result.stop_reason.value)}</p>"
+            + "".join(parts) + f"<pre>{summary}</pre></body></html>\n")
 
 
-def write_history_html(result: TuningResult, uri: str, renderer: Renderer = "auto") -> None:
-    write_text(history_html(result, renderer), uri)
-
-
-def write_reports(result: TuningResult, output_dir: str, renderer: Renderer = "auto") -> dict[str, str]:
+def write_reports(result: TuningResult, output_dir: str) -> dict[str, str]:
     """Write every report under ``output_dir``; returns name -> URI. The best parameters are written only when
     a trial succeeded."""
-    out = {k: join_uri(output_dir, v) for k, v in FILES.items()}
+    out = {k: output_file(output_dir, v) for k, v in FILES.items()}
     write_trials_table(result, out["trials_csv"])
     write_trials_table(result, out["trials_parquet"])
     write_json(result.to_metadata(), out["summary"])
-    write_history_html(result, out["history"], renderer)
+    write_text(history_html(result), out["history"])
     if result.best() is not None:
         write_best_params(result, out["best_params"])
     else:

@@ -1,90 +1,142 @@
-"""The tuning step: one Katib-style spec, run by the Optuna engine (trials through the training launch backend)
-or as a Katib Experiment (through the shared custom-resource launcher)."""
+"""The tuning step: one Katib-style spec, run by the Optuna engine (trials as jobs on the training launch backend)
+or as a Katib Experiment (through the shared custom-resource launcher); reports, the trials table and the history
+page land in the step's artifacts, and the best trainer config is returned for the training step."""
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field
-
-from components._core.artifacts import write_json
+from components._core.artifacts import local_path, write_json, write_text
 from components._core.backends import Backend
-from components._core.config import StrictConfig
+from components._core.config import ConfigError
+from components._core.jobs import JobPhase
 from components._core.k8s_meta import deterministic_name
-from components.training.launch import TrainingBackend
-from components.training.step import LaunchConfig, launch_spec, make_backend
-from components.tuning.params import BestParams, merge_params
-from components.tuning.run import StorageConfig, TuningStepConfig, run_step
+from components._core.secrets import redact
+from components._core.signals import on_sigterm
+from components._core.waiting import Clock
+from components.training.config import TrainerConfig
+from components.training.launch import (
+    LaunchConfig,
+    LaunchError,
+    LaunchSpec,
+    launch_spec,
+    make_backend,
+    output_file,
+)
+from components.tuning.config import TuneConfig
+from components.tuning.engine import run_tuning
+from components.tuning.params import BestParams
+from components.tuning.report import write_reports
+from components.tuning.results import TuningResult, tuning_result
 from components.tuning.spec import TuningSpec
+from components.tuning.storage import open_storage
 
-KATIB_TRIAL_OUTPUT = "/tmp/trial"
+KATIB_TRIAL_OUTPUT = "/tmp/trial"  # Katib's File collector reads metrics.jsonl inside the trial pod
+BEST_TRAINER_CONFIG = "best_trainer_config.json"
+LOGS = "logs.txt"
 
 
-class TuneConfig(StrictConfig):
-    """Engine and storage of the tuning step (the experiment itself is the ``TuningSpec``)."""
+class TuningFailed(RuntimeError):
+    """The experiment ended without success (failed-trial limit, deadline, or no trial succeeded); the reports
+    were written before raising."""
 
-    engine: Literal["optuna", "katib"] = Field("optuna", description="optuna in the step, or a Katib Experiment")
-    storage: StorageConfig = Field(default_factory=StorageConfig, description="Optuna study storage")
-    poll_interval_s: float = Field(2.0, ge=0.01, le=600, description="seconds between polls of running trials")
-    timeout_s: int = Field(6 * 3600, ge=60, le=14 * 86400, description="deadline for the whole experiment")
+    def __init__(self, message: str, result: TuningResult) -> None:
+        super().__init__(message)
+        self.result = result
+
 
 @dataclass(frozen=True)
 class TuneOutcome:
-    """Best trainer config (typed output for the training step), its score, and step metrics."""
+    """Best trainer config (typed output for the training step), its score, and the run's result."""
 
     best_trainer_config: dict[str, Any]
     best: BestParams
-    metrics: dict[str, float]
+    result: TuningResult
+
+    def metric_values(self) -> dict[str, float]:
+        """Scalar metrics for the KFP ``Metrics`` artifact."""
+        return self.result.metrics()
+
+    def run_metadata(self) -> dict[str, Any]:
+        """Metadata of the run artifact."""
+        return {"best_value": self.best.value, "best_trial": self.best.trial_name, "study": self.result.study_name,
+                "stop_reason": self.result.stop_reason.value, "trials": self.result.trials.height}
 
 
-def tune_step(data_uri: str, *, output_dir: str, spec: TuningSpec | dict[str, Any] | str,
-              trainer_config: dict[str, Any], launch: LaunchConfig | dict[str, Any] | str,
-              tune: TuneConfig | dict[str, Any] | str, run_id: str, task: str,
-              backend: TrainingBackend | None = None, katib_engine: Any = None) -> TuneOutcome:
-    """Run the experiment; write reports under ``output_dir``; return the best trainer config."""
+def tune_step(data_uri: str, *, output_dir: str, spec: TuningSpec | Mapping[str, Any] | str,
+              trainer_config: Mapping[str, Any] | str, launch: LaunchConfig | Mapping[str, Any] | str,
+              tune: TuneConfig | Mapping[str, Any] | str, run_id: str, task: str, trials_uri: str | None = None,
+              history_uri: str | None = None, clock: Clock | None = None,
+              env: Mapping[str, str] | None = None) -> TuneOutcome:
+    """Run the experiment; write reports, logs (with the attempt history) and the best trainer config under
+    ``output_dir``, and copies of the trials table and history page to ``trials_uri`` / ``history_uri``.
+    Raises ``TuningFailed`` after writing them when the experiment did not succeed."""
     tspec, cfg, lc = TuningSpec.parse(spec), TuneConfig.parse(tune), LaunchConfig.parse(launch)
+    trainer = TrainerConfig.parse(trainer_config).model_dump(mode="json", exclude_none=True)
     name = deterministic_name(run_id, task, prefix="tune")
-    base = launch_spec(lc, name=name, trainer_config=trainer_config, data_uri=data_uri,
-                       local_output=f"{output_dir}/trials")
+    base = launch_spec(lc, name=name, trainer_config=trainer, data_uri=data_uri,
+                       local_output=output_file(output_dir, "trials"))
     if cfg.engine == "katib":
-        return _katib(tspec, base, lc, cfg, output_dir, run_id, task, katib_engine)
-    step_cfg = TuningStepConfig(spec=tspec, storage=cfg.storage, poll_interval_s=cfg.poll_interval_s,
-                                timeout_s=cfg.timeout_s, study_name=name, renderer="svg")
-    backend = backend or make_backend(lc, run_id=run_id, task=task, log_dir=f"{output_dir}/launcher")
-    result = run_step(step_cfg, base, backend, output_dir)
+        result = _katib(tspec, base, lc, cfg, output_dir, run_id, task, clock)
+    else:
+        result = _optuna(tspec, base, lc, cfg, output_dir, run_id, task, clock, env)
+    files = write_reports(result, output_dir)
+    for src, dst in ((files["trials_parquet"], trials_uri), (files["history"], history_uri)):
+        if dst:
+            shutil.copyfile(local_path(src), local_path(dst))
     best = result.best()
-    assert best is not None  # run_step raises TuningFailed when no trial succeeded
-    return TuneOutcome(best.apply(base.trainer_config), best, result.metrics())
+    if not result.succeeded or best is None:
+        raise TuningFailed(f"tuning failed: {result.stop_reason.value}; trials {result.counts()}; "
+                           f"table {files['trials_csv']}", result)
+    best_config = best.apply(base.trainer_config)
+    write_json(best_config, output_file(output_dir, BEST_TRAINER_CONFIG))
+    return TuneOutcome(best_config, best, result)
 
 
-def _katib(tspec: TuningSpec, base: Any, lc: LaunchConfig, cfg: TuneConfig, output_dir: str, run_id: str,
-           task: str, engine: Any) -> TuneOutcome:
-    from components.tuning.katib import KatibEngine, build_experiment
+def _optuna(tspec: TuningSpec, base: LaunchSpec, lc: LaunchConfig, cfg: TuneConfig, output_dir: str, run_id: str,
+            task: str, clock: Clock | None, env: Mapping[str, str] | None) -> TuningResult:
+    url = cfg.storage.resolve(output_dir, env)
+    storage = open_storage(url)
+    backend = make_backend(lc, run_id=run_id, task=task, log_dir=output_file(output_dir, "launcher"), clock=clock)
+    try:
+        with on_sigterm():  # SIGTERM raises Terminated; the engine cancels the running trials
+            result, history = run_tuning(tspec, base, backend, storage=storage, storage_label=redact(url),
+                                         study_name=cfg.study_name or None, clock=clock, timeout_s=cfg.timeout_s)
+    finally:
+        storage.engine.dispose()  # close pooled database connections
+    write_text("".join(f"== {line}\n" for line in history) + _trial_lines(result), output_file(output_dir, LOGS))
+    return result
+
+
+def _trial_lines(result: TuningResult) -> str:
+    rows = result.trials.select("name", "state", "value", "message").rows()
+    return "".join(f"trial {n}: {s} value={v} {m}\n" for n, s, v, m in rows)
+
+
+def _katib(tspec: TuningSpec, base: LaunchSpec, lc: LaunchConfig, cfg: TuneConfig, output_dir: str, run_id: str,
+           task: str, clock: Clock | None) -> TuningResult:
+    from components.tuning.katib import MAX_NAME, build_experiment
+    from components.tuning.katib_run import KatibEngine, frozen_trials, stop_reason
 
     if lc.backend != Backend.KUBEFLOW:
-        raise ValueError("engine=katib runs trials as PyTorchJobs: set launch.backend to 'kubeflow'")
-    namespace = lc.kubeflow.namespace
-    # Katib's File metrics collector reads metrics.jsonl inside the trial pod: trials write to a pod-local folder.
+        raise ConfigError("invalid TuneConfig.engine: katib runs trials as PyTorchJobs; set launch.backend to "
+                          "'kubeflow'")
     trial = base.model_copy(update={"output_uri": KATIB_TRIAL_OUTPUT})
-    experiment = build_experiment(tspec.katib(), trial, namespace=namespace, run_id=run_id, task=task)
-    write_json(experiment, f"{output_dir}/experiment.json")
-    engine = engine or KatibEngine(namespace)
-    best = engine.run(experiment, timeout_s=cfg.timeout_s, logs_uri=f"{output_dir}/logs.txt")
-    metric = tspec.metric
-    value = float(best["metrics"].get(metric, "nan"))
-    params = {k: _number(v) for k, v in best["parameters"].items()}
-    bp = BestParams(params=params, objective_metric_name=metric, direction=tspec.direction, value=value,
-                    trial_name=best["trial"], study_name=experiment["metadata"]["name"])
-    write_json(bp.model_dump(mode="json"), f"{output_dir}/best_params.json")
-    return TuneOutcome(merge_params(base.trainer_config, params), bp, {"best_value": value})
 
+    def manifest_for(exp_name: str) -> dict[str, Any]:
+        return build_experiment(tspec.katib(), trial, namespace=lc.kubeflow.namespace, run_id=run_id, task=task,
+                                name=exp_name)
 
-def _number(text: str) -> int | float | str:
-    """Katib reports parameter values as strings; give numbers back their type."""
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            continue
-    return text
+    step = deterministic_name(run_id, task, "katib", max_len=MAX_NAME)
+    ran = KatibEngine(lc.kubeflow, clock=clock).run(step, manifest_for, timeout_s=cfg.timeout_s,
+                                                    logs_uri=output_file(output_dir, LOGS))
+    write_json(manifest_for(ran.launch.job.name), output_file(output_dir, "experiment.json"))
+    if ran.status.phase not in (JobPhase.SUCCEEDED, JobPhase.FAILED):
+        raise LaunchError(f"Katib Experiment {ran.launch.job.name} {ran.status.phase.value.lower()}: "
+                          f"{ran.status.message}")
+    return tuning_result(tspec, study_name=ran.launch.job.name, storage="katib",
+                         stop_reason=stop_reason(ran.experiment), trials=frozen_trials(ran.trials, tspec))
+

@@ -23,7 +23,7 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from components._core.waiting import ManualClock  # noqa: F401  (re-exported for the k8s tests)
+from tests.fakes.clock import ManualClock  # noqa: F401  (re-exported for the k8s tests)
 
 _EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -222,7 +222,9 @@ class FakeCustomObjectsApi:
         self, group: str, version: str, namespace: str, plural: str, **kwargs: Any
     ) -> dict[str, Any]:
         self._fault("list", "")
-        items = [copy.deepcopy(o) for k, o in sorted(self.objects.items()) if k[:3] == (group, namespace, plural)]
+        selector = kwargs.get("label_selector")
+        items = [copy.deepcopy(o) for k, o in sorted(self.objects.items()) if k[:3] == (group, namespace, plural)
+                 and FakeCoreV1Api._matches(o["metadata"].get("labels") or {}, selector)]
         return {
             "apiVersion": f"{group}/{version}",
             "items": items,

@@ -35,6 +35,17 @@ class FakeVertexJobClient:
         self._ids = itertools.count(1000)
         self._crash_next = False
         self._scripts: dict[str, deque[tuple[str, str]]] = defaultdict(deque)
+        self._faults: dict[str, deque[BaseException]] = defaultdict(deque)
+        self.on_create: list[Any] = []  # callables run after a job is stored, before create returns
+
+    def fail_next(self, method: str, error: BaseException, times: int = 1) -> None:
+        """The next ``times`` calls of ``method`` (create, find, get, cancel) raise ``error``."""
+        self._faults[method].extend([error] * times)
+
+    def _fault(self, method: str) -> None:
+        self.calls.append(method)
+        if self._faults[method]:
+            raise self._faults[method].popleft()
 
     def crash_after_create(self) -> None:
         """The next create reaches Vertex, then the caller dies with ``SimulatedCrash``."""
@@ -47,21 +58,23 @@ class FakeVertexJobClient:
     def create(
         self, display_name: str, worker_pool_specs: list[dict[str, Any]], *, labels: dict[str, str], timeout_s: int
     ) -> str:
-        self.calls.append("create")
+        self._fault("create")
         name = f"projects/p/locations/us-central1/customJobs/{next(self._ids)}"
         self.jobs[name] = FakeJob(display_name, worker_pool_specs, dict(labels), timeout_s)
+        for hook in self.on_create:
+            hook(name)
         if self._crash_next:
             self._crash_next = False
             raise SimulatedCrash("died right after submit")
         return name
 
     def find(self, labels: dict[str, str]) -> list[tuple[str, dict[str, str]]]:
-        self.calls.append("find")
+        self._fault("find")
         hits = [(n, dict(j.labels)) for n, j in self.jobs.items() if labels.items() <= j.labels.items()]
         return sorted(hits, reverse=True)  # newest first
 
     def get(self, resource_name: str) -> JobInfo:
-        self.calls.append("get")
+        self._fault("get")
         job = self.jobs[resource_name]
         if job.state == "JOB_STATE_CANCELLING":
             job.state = "JOB_STATE_CANCELLED"
@@ -70,7 +83,7 @@ class FakeVertexJobClient:
         return JobInfo(job.state, job.error)
 
     def cancel(self, resource_name: str) -> None:
-        self.calls.append("cancel")
+        self._fault("cancel")
         job = self.jobs[resource_name]
         job.cancel_requests += 1
         if job.state not in TERMINAL:

@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 from pydantic import Field
 
-from components._core import artifacts, backends
+from components._core import artifacts
 from components._core.config import ConfigError, StrictConfig
 from components._core.waiting import Clock, DeadlineExceeded, wait_for
 
@@ -80,21 +80,6 @@ def test_remote_uris_go_through_fsspec() -> None:
     assert artifacts.read_table("memory://bucket/tables")["a"].sum() == 6
     artifacts.write_json({"b": 1, "a": [1]}, "memory://bucket/r.json")
     assert artifacts.read_json("memory://bucket/r.json") == {"a": [1], "b": 1}
-
-
-def test_backend_registry_resolves_and_explains_missing() -> None:
-    @backends.register("test-cap", "local")
-    class Local:
-        """A stand-in implementation."""
-
-    assert backends.resolve("test-cap", backends.Backend.LOCAL) is Local
-    assert backends.available("test-cap") == ["local"]
-    with pytest.raises(backends.BackendError, match=r"no 'test-cap' implementation for backend 'vertex'.*\['local'\]"):
-        backends.resolve("test-cap", "vertex")
-    with pytest.raises(backends.BackendError, match="unknown backend 'mars'"):
-        backends.resolve("test-cap", "mars")
-    with pytest.raises(backends.BackendError, match="already provided"):
-        backends.register("test-cap", "local")(type("Other", (), {}))
 
 
 def test_wait_for_returns_terminal_state_and_honours_deadline() -> None:

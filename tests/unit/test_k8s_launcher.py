@@ -1,4 +1,5 @@
-"""The shared custom-resource launcher against the fake apiserver: create-or-adopt, wait, logs, delete, SIGTERM."""
+"""The shared custom-resource launcher against the fake apiserver: create-or-adopt, a custom resource waited on
+through the one wait path, logs, delete, SIGTERM."""
 
 from __future__ import annotations
 
@@ -13,18 +14,19 @@ from pathlib import Path
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from components._core.jobs import JobPhase, wait
 from components._core.k8s import (
     Cleanup,
+    CustomResourceJob,
     CustomResourceLauncher,
-    DeadlineExceeded,
     ResourceConflict,
-    ResourceFailed,
-    ResourceGone,
-    Terminated,
+    api_policy,
     generation_observed,
     terminal_condition,
 )
 from components._core.k8s_meta import SPEC_HASH_ANNOTATION
+from components._core.signals import Terminated
+from components._core.waiting import DeadlineExceeded
 from tests.fakes.k8s import FakeCoreV1Api, FakeCustomObjectsApi, ManualClock, SimulatedCrash
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,10 +47,14 @@ def cluster() -> tuple[FakeCustomObjectsApi, FakeCoreV1Api, ManualClock, CustomR
     core = FakeCoreV1Api()
     api = FakeCustomObjectsApi(core)
     clock = ManualClock()
-    launcher = CustomResourceLauncher(
-        api, "example.com", "v1", PLURAL, "ns", core_api=core, clock=clock.clock(), interval_s=2.0
-    )
+    launcher = CustomResourceLauncher(api, "example.com", "v1", PLURAL, "ns", core_api=core, clock=clock.clock(),
+                                      retry=api_policy(2.0))
     return api, core, clock, launcher
+
+
+def job(launcher: CustomResourceLauncher, name: str = "w-1", timeout_s: float = 60, **kw) -> CustomResourceJob:
+    """A widget waited on every 2 s, ``timeout_s`` plus no grace."""
+    return CustomResourceJob(launcher, name, policy=api_policy(2.0, timeout_s), **kw)
 
 
 def test_apply_creates_then_adopts_the_same_spec_without_a_second_object(cluster) -> None:
@@ -101,18 +107,20 @@ def test_wait_accepts_created_to_succeeded_without_running(cluster) -> None:
     api, _, clock, launcher = cluster
     launcher.apply(manifest())
     api.script("w-1", "-", "Created", "Succeeded")
-    obj = launcher.wait("w-1", timeout_s=60)
-    assert [c["type"] for c in obj["status"]["conditions"]] == ["Created", "Succeeded"]
+    status = wait(job(launcher), clock=clock.clock())
+    assert status.phase is JobPhase.SUCCEEDED
+    assert [c["type"] for c in status.details["conditions"]] == ["Created", "Succeeded"]
     assert clock.sleeps == [2.0, 2.0]
 
 
-def test_wait_raises_on_failed_with_the_condition_message(cluster) -> None:
-    api, _, _, launcher = cluster
+def test_wait_ends_failed_with_the_condition_message(cluster) -> None:
+    api, _, clock, launcher = cluster
     launcher.apply(manifest())
     api.script("w-1", "Created", "Running", ("Failed", "True", "BackoffLimitExceeded", "exit code 1"))
-    with pytest.raises(ResourceFailed, match="BackoffLimitExceeded: exit code 1") as err:
-        launcher.wait("w-1", timeout_s=60)
-    assert err.value.condition["type"] == "Failed"
+    seen: list[JobPhase] = []
+    status = wait(job(launcher), clock=clock.clock(), on_status=lambda s: seen.append(s.phase))
+    assert status.phase is JobPhase.FAILED and status.message == "BackoffLimitExceeded: exit code 1"
+    assert seen == [JobPhase.PENDING, JobPhase.RUNNING, JobPhase.FAILED]
 
 
 def test_terminal_condition_takes_the_newest_true_terminal_condition() -> None:
@@ -136,35 +144,52 @@ def test_terminal_condition_takes_the_newest_true_terminal_condition() -> None:
     assert terminal_condition(ready, succeeded=["Ready"], failed=[])[0] == "succeeded"
 
 
-def test_wait_rides_out_transient_api_errors_but_not_deletion(cluster) -> None:
-    api, _, _, launcher = cluster
+def test_wait_rides_out_transient_api_errors_with_backoff_but_not_others_nor_deletion(cluster) -> None:
+    api, _, clock, launcher = cluster
     launcher.apply(manifest())
     api.fail_next("get", ApiException(status=503, reason="Service Unavailable"), times=2)
+    api.fail_next("get", ApiException(status=429, reason="Too Many Requests"))
     api.script("w-1", "Succeeded")
-    assert launcher.wait("w-1", timeout_s=60)["metadata"]["name"] == "w-1"
+    assert wait(job(launcher), clock=clock.clock()).phase is JobPhase.SUCCEEDED
+    assert clock.sleeps == [1.0, 2.0, 4.0]  # exponential backoff, then the success
     api.fail_next("get", ApiException(status=403, reason="Forbidden"))
     with pytest.raises(ApiException):
-        launcher.wait("w-1", timeout_s=60)
+        wait(job(launcher), clock=clock.clock())
+    assert len(api.stored(PLURAL)) == 1  # a non-transient error leaves the object for a retry to adopt
     launcher.delete("w-1")
-    with pytest.raises(ResourceGone):
-        launcher.wait("w-1", timeout_s=60)
+    assert wait(job(launcher), clock=clock.clock()).phase is JobPhase.CANCELLED
 
 
-def test_deadline_deletes_and_success_keeps_unless_configured(cluster) -> None:
-    api, _, _, launcher = cluster
+def test_transient_errors_past_their_budget_fail(cluster) -> None:
+    api, _, clock, launcher = cluster
     launcher.apply(manifest())
-    with pytest.raises(DeadlineExceeded, match="Created=True"):
-        api.set_condition(PLURAL, "w-1", "Created")
-        launcher.watch("w-1", timeout_s=5)
+    api.fail_next("get", ApiException(status=500, reason="Internal Server Error"), times=50)
+    policy = api_policy(2.0, 600, transient_budget_s=30)
+    with pytest.raises(ApiException, match="500"):
+        wait(CustomResourceJob(launcher, "w-1", policy=policy), clock=clock.clock())
+    assert sum(clock.sleeps) >= 30 and len(api.stored(PLURAL)) == 1
+
+
+def test_create_retries_a_transient_error(cluster) -> None:
+    api, _, clock, launcher = cluster
+    api.fail_next("create", ApiException(status=503, reason="Service Unavailable"))
+    created = launcher.apply(manifest())
+    assert created["metadata"]["name"] == "w-1" and clock.sleeps == [1.0]
+
+
+def test_deadline_deletes_and_success_or_failure_keep_unless_configured(cluster) -> None:
+    api, _, clock, launcher = cluster
+    launcher.apply(manifest())
+    api.set_condition(PLURAL, "w-1", "Created")
+    with pytest.raises(DeadlineExceeded, match="last phase Pending"):
+        wait(job(launcher, timeout_s=5), clock=clock.clock())
     assert api.deletions == [("w-1", "Foreground")] and api.stored(PLURAL) == []
-    launcher.apply(manifest("w-2"))
-    api.script("w-2", "Succeeded")
-    launcher.watch("w-2", timeout_s=60)
-    assert len(api.stored(PLURAL)) == 1
-    launcher.apply(manifest("w-3"))
-    api.script("w-3", "Succeeded")
-    launcher.watch("w-3", timeout_s=60, cleanup=Cleanup(on_success=True))
-    assert [o["metadata"]["name"] for o in api.stored(PLURAL)] == ["w-2"]
+    for name, cleanup, end in (("w-2", None, "Succeeded"), ("w-3", Cleanup(on_success=True), "Succeeded"),
+                               ("w-4", None, "Failed"), ("w-5", Cleanup(on_failure=True), "Failed")):
+        launcher.apply(manifest(name))
+        api.script(name, end)
+        wait(job(launcher, name, cleanup=cleanup), clock=clock.clock())
+    assert [o["metadata"]["name"] for o in api.stored(PLURAL)] == ["w-2", "w-4"]
 
 
 def test_failure_writes_logs_and_events_then_keeps_the_object_by_default(cluster, tmp_path: Path) -> None:
@@ -184,10 +209,9 @@ def test_failure_writes_logs_and_events_then_keeps_the_object_by_default(cluster
     core.add_event("ns", "Widget", "w-1", "Created", "created pods")
     core.add_event("ns", "Pod", "w-1-master-0", "BackOff", "back-off restarting", "Warning")
     api.script("w-1", ("Failed", "True", "Crashed", "master exited 1"))
-    logs = tmp_path / "logs.txt"
-    with pytest.raises(ResourceFailed, match=f"master exited 1; logs and events: {logs}"):
-        launcher.watch("w-1", timeout_s=60, label_selector="job=w-1", logs_uri=str(logs))
-    text = logs.read_text()
+    widget = job(launcher, label_selector="job=w-1")
+    assert wait(widget, clock=cluster[2].clock()).message == "Crashed: master exited 1"
+    text = widget.logs()
     for piece in (
         "pod w-1-master-0 container main (previous run)",
         "first attempt died",
@@ -209,6 +233,9 @@ def test_collect_logs_reports_api_errors_inline(cluster) -> None:
     text = launcher.collect_logs("w", "job=w")
     assert "(logs unavailable: 404 Gone)" in text and "(no events)" in text
     assert "not collected" in CustomResourceLauncher(api, "example.com", "v1", PLURAL, "ns").collect_logs("w")
+    core.list_namespaced_pod = lambda *a, **k: 1 / 0
+    assert "log collection of widgets.example.com/v1 ns/w failed: ZeroDivisionError" in launcher.collect_logs(
+        "w", "job=w")
 
 
 def test_delete_tolerates_404_and_uses_foreground(cluster) -> None:
@@ -224,7 +251,7 @@ def test_sigterm_while_waiting_deletes_the_resource_and_exits_143(cluster) -> No
     before = signal.getsignal(signal.SIGTERM)
     clock.on_sleep = lambda n: os.kill(os.getpid(), signal.SIGTERM) if n == 2 else None
     with pytest.raises(Terminated) as err:
-        launcher.watch("w-1", timeout_s=600)
+        wait(job(launcher, timeout_s=600), clock=clock.clock())
     assert err.value.code == 143
     assert api.deletions == [("w-1", "Foreground")] and api.stored(PLURAL) == []
     assert signal.getsignal(signal.SIGTERM) is before
@@ -235,11 +262,12 @@ def test_sigterm_to_a_real_process_deletes_the_resource(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         import atexit, json, sys
         sys.path.insert(0, {str(ROOT)!r})
-        from components._core.k8s import CustomResourceLauncher
+        from components._core.jobs import wait
+        from components._core.k8s import CustomResourceJob, CustomResourceLauncher, api_policy
         from tests.fakes.k8s import FakeCustomObjectsApi
         api = FakeCustomObjectsApi()
         atexit.register(lambda: open({str(record)!r}, "w").write(json.dumps(api.deletions)))
-        launcher = CustomResourceLauncher(api, "example.com", "v1", "widgets", "ns", interval_s=0.05)
+        launcher = CustomResourceLauncher(api, "example.com", "v1", "widgets", "ns")
         launcher.apply({{"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {{"name": "w"}},
                          "spec": {{}}}})
         get = api.get_namespaced_custom_object
@@ -247,7 +275,7 @@ def test_sigterm_to_a_real_process_deletes_the_resource(tmp_path: Path) -> None:
             print("ready", flush=True)
             return get(*args, **kwargs)
         api.get_namespaced_custom_object = reading
-        launcher.watch("w", timeout_s=120)
+        wait(CustomResourceJob(launcher, "w", policy=api_policy(0.05, 120)))
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
@@ -270,14 +298,14 @@ def test_patch_then_wait_ignores_a_stale_ready_until_the_new_generation_is_obser
     assert patched["metadata"]["generation"] == 2 and patched["spec"] == {"canaryTrafficPercent": 10, "size": 1}
     polls: list[int] = []
 
-    def controller_catches_up(obj: dict | None) -> None:
+    def controller_catches_up(_status: object) -> None:
         polls.append(1)
         if len(polls) == 3:
             api.patch_namespaced_custom_object_status(
                 "example.com", "v1", "ns", PLURAL, "w-1", {"status": {"observedGeneration": 2}}
             )
 
-    obj = launcher.wait(
-        "w-1", timeout_s=60, succeeded=["Ready"], failed=[], settled=generation_observed, on_poll=controller_catches_up
-    )
-    assert obj["status"]["observedGeneration"] == 2 and len(clock.sleeps) == 3
+    service = job(launcher, succeeded=["Ready"], failed=[], settled=generation_observed)
+    status = wait(service, clock=clock.clock(), on_status=controller_catches_up)
+    assert status.phase is JobPhase.SUCCEEDED and len(clock.sleeps) == 3
+    assert status.details["object"]["status"]["observedGeneration"] == 2

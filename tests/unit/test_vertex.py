@@ -1,4 +1,6 @@
-"""Vertex backend with an injected job client: worker pools, re-attach on retry, failure, cancel on SIGTERM."""
+"""The training step on the Vertex backend, through its production path (``train_step`` and the wrapper), with the
+Vertex job client faked where the step makes it: worker pools, labels, retries that can succeed, transient API
+errors, SIGTERM (also during the submit) and the deadline."""
 
 from __future__ import annotations
 
@@ -6,149 +8,170 @@ import json
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
+from google.api_core import exceptions as gexc
+from kfp import dsl
 
-from components._core import backends
-from components._core.k8s import Terminated
-from components.training.launch import JobPhase, LaunchError, LaunchSpec
-from components.training.vertex import HASH_LABEL, NAME_LABEL, VertexTrainingBackend, build_worker_pool_specs
-from tests.fakes.k8s import ManualClock, SimulatedCrash
+from components._core.k8s_meta import deterministic_name
+from components._core.signals import Terminated
+from components._kfp import train
+from components.training import vertex
+from components.training.launch import LaunchError, LaunchSpec, VertexConfig
+from components.training.step import train_step
+from components.training.vertex import ATTEMPT_LABEL, HASH_LABEL, STEP_LABEL, build_worker_pool_specs
+from pipelines import defaults
+from tests.component.artifacts import outputs
+from tests.fakes.clock import ManualClock
+from tests.fakes.operators import write_trainer_outputs
 from tests.fakes.vertex import FakeVertexJobClient
 
+STEP = deterministic_name("run-7", "train", prefix="train")
+ROOT = "memory://vbucket/runs"
+CONFIG = {"project": "p", "staging_bucket": "gs://staging", "wait": {"poll_interval_s": 30, "deadline_grace_s": 0}}
 
-def launch(**kw) -> LaunchSpec:
-    base = {
-        "name": "train-abc",
-        "trainer_config": {"lr": 0.1},
-        "data_uri": "gs://b/d.parquet",
-        "output_uri": "gs://b/out",
-        "world_size": 4,
-        "image": "us-docker.pkg.dev/p/r/torch:1",
-        "timeout_s": 600,
-    }
+
+def spec(**kw: Any) -> LaunchSpec:
+    base = {"name": "train-abc", "trainer_config": {"lr": 0.1}, "data_uri": "gs://b/d.parquet",
+            "output_uri": "gs://b/out", "world_size": 4, "image": "us-docker.pkg.dev/p/r/torch:1", "timeout_s": 600}
     return LaunchSpec.parse({**base, **kw})
 
 
-class Env:
-    def __init__(self, tmp_path: Path) -> None:
+class Vertex:
+    """The fake Vertex API, handed to the step where it makes its job client; each job follows ``states``."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.client = FakeVertexJobClient()
         self.clock = ManualClock()
-        self.state_dir = tmp_path / "state"
+        self.states: list[Any] = ["JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED"]
+        self.client.on_create.append(lambda name: self.client.script(name, *self.states))
+        monkeypatch.setattr(vertex, "default_client", lambda cfg: self.client)
+        write_trainer_outputs(f"{ROOT}/{STEP}", [0.7, 0.8])
 
-    def backend(self, **options) -> VertexTrainingBackend:
-        opts = {"state_dir": str(self.state_dir), "poll_interval_s": 30, **options}
-        return VertexTrainingBackend(opts, client=self.client, clock=self.clock.clock())
+    def step(self, tmp_path: Path, *, tag: str = "", **launch: Any):
+        cfg = {"backend": "vertex", "output_root": ROOT, "world_size": 2, "vertex": CONFIG, **launch}
+        return train_step("gs://b/train.parquet", model_dir=str(tmp_path / f"model{tag}"),
+                          run_dir=str(tmp_path / f"run{tag}"), trainer_config=defaults.TRAINER_CONFIG, launch=cfg,
+                          run_id="run-7", task="train", clock=self.clock.clock())
+
+    def live(self) -> list[str]:
+        done = {"JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED"}
+        return [n for n, j in self.client.jobs.items() if j.state not in done]
 
 
 @pytest.fixture()
-def env(tmp_path: Path) -> Env:
-    return Env(tmp_path)
+def env(monkeypatch: pytest.MonkeyPatch) -> Vertex:
+    return Vertex(monkeypatch)
 
 
 def test_worker_pools_chief_plus_workers_and_gpus() -> None:
-    pools = build_worker_pool_specs(
-        launch(resources={"gpus": 2}), machine_type="a2-highgpu-2g", accelerator_type="NVIDIA_TESLA_A100"
-    )
+    cfg = VertexConfig.parse({**CONFIG, "machine_type": "a2-highgpu-2g", "accelerator_type": "NVIDIA_TESLA_A100"})
+    pools = build_worker_pool_specs(spec(resources={"gpus": 2}), cfg)
     assert [p["replica_count"] for p in pools] == [1, 3]
-    assert pools[0]["machine_spec"] == {
-        "accelerator_count": 2,
-        "accelerator_type": "NVIDIA_TESLA_A100",
-        "machine_type": "a2-highgpu-2g",
-    }
+    assert pools[0]["machine_spec"] == {"accelerator_count": 2, "accelerator_type": "NVIDIA_TESLA_A100",
+                                        "machine_type": "a2-highgpu-2g"}
     cmd = pools[1]["container_spec"]["command"]
     assert cmd[:3] == ["python", "-m", "components.training.trainer"]
     assert json.loads(cmd[cmd.index("--config") + 1]) == {"lr": 0.1}
-    single = build_worker_pool_specs(launch(world_size=1))
+    single = build_worker_pool_specs(spec(world_size=1), cfg)
     assert len(single) == 1 and "accelerator_type" not in single[0]["machine_spec"]
     with pytest.raises(ValueError, match="image is required"):
-        build_worker_pool_specs(launch(image=""))
+        build_worker_pool_specs(spec(image=""), cfg)
 
 
 @pytest.mark.slow  # importing the Vertex API types takes several seconds
 def test_worker_pools_are_accepted_by_the_vertex_api_types() -> None:
     from google.cloud.aiplatform_v1.types import custom_job
 
-    for spec in (launch(), launch(resources={"gpus": 1}, world_size=1)):
-        for pool in build_worker_pool_specs(spec):
-            parsed = custom_job.WorkerPoolSpec(**pool)
-            assert parsed.container_spec.image_uri == spec.image
+    cfg = VertexConfig.parse(CONFIG)
+    for s in (spec(), spec(resources={"gpus": 1}, world_size=1)):
+        for pool in build_worker_pool_specs(s, cfg):
+            assert custom_job.WorkerPoolSpec(**pool).container_spec.image_uri == s.image
     with pytest.raises(ValueError, match="Unknown field"):
-        custom_job.WorkerPoolSpec(**{**build_worker_pool_specs(launch())[0], "replicas": 2})
+        custom_job.WorkerPoolSpec(**{**build_worker_pool_specs(spec(), cfg)[0], "replicas": 2})
 
 
-def test_registered_and_submits_with_name_and_hash_labels(env: Env) -> None:
-    assert backends.resolve("training", "vertex") is VertexTrainingBackend
-    job = env.backend(labels={"team": "ml"}).start(launch())
-    fake = env.client.jobs[job.resource_name]
-    assert fake.labels[NAME_LABEL] == "train-abc" and fake.labels["team"] == "ml" and len(fake.labels[HASH_LABEL]) == 40
-    assert fake.timeout_s == 600 and fake.display_name == "train-abc"
-    state = json.loads((env.state_dir / "train-abc.json").read_text())
-    assert state["resource_name"] == job.resource_name
+def test_success_submits_with_step_attempt_and_hash_labels_and_polls_as_configured(env: Vertex, tmp_path: Path
+                                                                                   ) -> None:
+    out = env.step(tmp_path, vertex={**CONFIG, "labels": {"team": "ml"}})
+    (job,) = env.client.jobs.values()
+    assert job.labels[STEP_LABEL] == STEP and job.labels[ATTEMPT_LABEL] == "1" and job.labels["team"] == "ml"
+    assert len(job.labels[HASH_LABEL]) == 40 and job.display_name == STEP and job.timeout_s == 3600
+    assert set(env.clock.sleeps) == {30.0} and out.metrics["test_auc"] == 0.9
+    assert (tmp_path / "model" / "model.safetensors").read_text() == "weights"
 
 
-def test_retried_step_reattaches_from_the_state_file(env: Env) -> None:
-    first = env.backend().start(launch())
-    env.client.script(first.resource_name, "JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED")
-    env.client.calls.clear()
-    status = env.backend().run(launch())  # a new process
-    assert status.phase is JobPhase.SUCCEEDED
-    assert "create" not in env.client.calls and len(env.client.jobs) == 1
-    assert "find" not in env.client.calls  # the state file was enough
+def test_transient_errors_on_submit_and_status_are_retried(env: Vertex, tmp_path: Path) -> None:
+    env.client.fail_next("create", gexc.TooManyRequests("quota"))
+    env.client.fail_next("get", gexc.ServiceUnavailable("try again"), times=2)
+    out = env.step(tmp_path)
+    assert out.metrics["test_auc"] == 0.9 and len(env.client.jobs) == 1
+    env.client.fail_next("get", gexc.PermissionDenied("no"))
+    with pytest.raises(gexc.PermissionDenied):
+        env.step(tmp_path, tag="-2")
 
 
-def test_crash_before_the_state_file_reattaches_by_label(env: Env) -> None:
+def test_a_failed_job_fails_the_step_and_the_retry_submits_attempt_2(env: Vertex, tmp_path: Path) -> None:
+    env.states = ["JOB_STATE_RUNNING", ("JOB_STATE_FAILED", "replica workerpool0-0 exit 1")]
+    with pytest.raises(LaunchError, match=r"attempt 1\) failed: replica workerpool0-0 exit 1"):
+        env.step(tmp_path)
+    assert 'job_id="' in (tmp_path / "run" / "logs.txt").read_text()
+    env.states = ["JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED"]
+    out = env.step(tmp_path, tag="-retry")
+    assert out.attempt == 2 and out.name == f"{STEP}-a2"
+    assert [j.labels[ATTEMPT_LABEL] for j in env.client.jobs.values()] == ["1", "2"]
+    assert "Failed, ended before" in (tmp_path / "run-retry" / "logs.txt").read_text()
+
+
+def test_a_retry_adopts_the_running_job_instead_of_submitting_again(env: Vertex, tmp_path: Path) -> None:
     env.client.crash_after_create()
-    with pytest.raises(SimulatedCrash):
-        env.backend().start(launch())
-    assert not (env.state_dir / "train-abc.json").exists()
-    job = env.backend().start(launch())
-    assert len(env.client.jobs) == 1 and job.resource_name in env.client.jobs
-    assert (env.state_dir / "train-abc.json").exists()
+    with pytest.raises(Exception, match="died right after submit"):
+        env.step(tmp_path)
+    out = env.step(tmp_path, tag="-retry")
+    assert out.adopted and len(env.client.jobs) == 1
 
 
-def test_a_changed_spec_is_refused_not_resubmitted(env: Env) -> None:
-    env.backend().start(launch())
-    with pytest.raises(LaunchError, match="different spec"):
-        env.backend().start(launch(trainer_config={"lr": 0.2}))
-    (env.state_dir / "train-abc.json").unlink()
-    with pytest.raises(LaunchError, match="has spec"):
-        env.backend().start(launch(trainer_config={"lr": 0.2}))
+def test_a_job_of_the_step_with_other_worker_pools_is_refused(env: Vertex, tmp_path: Path) -> None:
+    env.step(tmp_path)
+    with pytest.raises(LaunchError, match="runs other worker pools"):
+        env.step(tmp_path, tag="-other", world_size=3)
     assert len(env.client.jobs) == 1
 
 
-def test_failed_job_fails_the_step_with_the_error_in_the_log_artifact(env: Env, tmp_path: Path) -> None:
-    job = env.backend().start(launch())
-    env.client.script(job.resource_name, "JOB_STATE_RUNNING", ("JOB_STATE_FAILED", "replica workerpool0-0 exit 1"))
-    logs = tmp_path / "vertex.log"
-    with pytest.raises(LaunchError, match=r"JOB_STATE_FAILED: replica workerpool0-0 exit 1; logs: .*vertex\.log"):
-        job.wait(logs_uri=str(logs))
-    text = logs.read_text()
-    assert job.resource_name in text and "exit 1" in text and 'job_id="' in text
-    assert env.client.jobs[job.resource_name].cancel_requests == 0
-
-
-def test_sigterm_cancels_the_job(env: Env) -> None:
-    job = env.backend().start(launch())
-    env.client.script(job.resource_name, "JOB_STATE_PENDING", "JOB_STATE_RUNNING")
+def test_sigterm_cancels_the_job(env: Vertex, tmp_path: Path) -> None:
+    env.states = ["JOB_STATE_PENDING", "JOB_STATE_RUNNING"]
     env.clock.on_sleep = lambda n: os.kill(os.getpid(), signal.SIGTERM) if n == 2 else None
     with pytest.raises(Terminated):
-        job.wait()
-    assert env.client.jobs[job.resource_name].cancel_requests == 1
-    assert job.status().phase is JobPhase.CANCELLED
-    job.cancel()  # safe twice: a finished job is not cancelled again
-    assert env.client.jobs[job.resource_name].cancel_requests == 1
+        env.step(tmp_path)
+    (job,) = env.client.jobs.values()
+    assert job.cancel_requests == 1 and env.live() == []
 
 
-def test_deadline_cancels_and_fails(env: Env) -> None:
-    job = env.backend(deadline_grace_s=0).start(launch(timeout_s=60))
-    with pytest.raises(LaunchError, match="cancelled"):
-        job.wait()
-    assert env.client.jobs[job.resource_name].cancel_requests == 1
+def test_sigterm_during_the_submit_still_cancels_the_submitted_job(env: Vertex, tmp_path: Path) -> None:
+    env.states = ["JOB_STATE_RUNNING"]
+    env.client.on_create.append(lambda name: os.kill(os.getpid(), signal.SIGTERM))
+    with pytest.raises(Terminated, match="while creating"):
+        env.step(tmp_path)
+    (job,) = env.client.jobs.values()
+    assert job.cancel_requests == 1 and env.live() == []
 
 
-def test_labels_only_mode_without_a_state_dir(env: Env) -> None:
-    backend = env.backend(state_dir="")
-    first = backend.start(launch())
-    again = backend.start(launch())
-    assert first.resource_name == again.resource_name and len(env.client.jobs) == 1
+def test_the_deadline_cancels_and_fails(env: Vertex, tmp_path: Path) -> None:
+    env.states = ["JOB_STATE_RUNNING"]
+    with pytest.raises(LaunchError, match="did not finish within 60s"):
+        env.step(tmp_path, timeout_s=60)
+    (job,) = env.client.jobs.values()
+    assert job.cancel_requests == 1
+
+
+def test_the_wrapper_trains_on_the_vertex_backend(env: Vertex, tmp_path: Path) -> None:
+    out = outputs(tmp_path, model=dsl.Model, run=dsl.Artifact, metrics=dsl.Metrics)
+    data = outputs(tmp_path, training_set=dsl.Dataset)["training_set"]
+    step = deterministic_name("run-v", "train", prefix="train")
+    write_trainer_outputs(f"{ROOT}/{step}", [0.7, 0.8])
+    launch = json.dumps({"backend": "vertex", "output_root": ROOT,
+                         "vertex": {**CONFIG, "wait": {"poll_interval_s": 0.01}}})
+    auc = train.python_func(training_set=data, trainer_config=json.loads(defaults.TRAINER_CONFIG), launch=launch,
+                            run_id="run-v", task="train", **out)
+    assert auc == 0.9 and out["model"].metadata["job"] == step and len(env.client.jobs) == 1

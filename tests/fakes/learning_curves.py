@@ -3,7 +3,7 @@
 It honours the launch contract (``metrics.jsonl`` one line per epoch with ``epoch`` and the metric, then
 ``final_metrics.json``) without torch or processes, so tuning runs are cheap and exactly reproducible: a job
 advances ``epochs_per_poll`` epochs each time its status is read, so completion order depends only on the
-curves' lengths and the poll order, never on wall time. Used by the tuning benchmark, tests, and dry runs.
+curves' lengths and the poll order, never on wall time. A test helper (also used by the tuning benchmark).
 """
 
 from __future__ import annotations
@@ -15,7 +15,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from components._core.artifacts import is_local, local_path
-from components.training.launch import JobPhase, JobStatus, LaunchSpec, RunningJob, TrainingBackend
+from components._core.jobs import JobPhase, JobStatus, RunningJob, WaitPolicy
+from components._core.waiting import Clock
+from components.training.launch import (
+    FINAL_METRICS_FILE,
+    METRICS_FILE,
+    LaunchConfig,
+    LaunchSpec,
+    TrainingBackend,
+)
 
 Curve = Sequence[float]
 Objective = Callable[[dict[str, Any]], Curve]
@@ -35,7 +43,7 @@ class SimulatedJob(RunningJob):
 
     def __init__(self, backend: SimulatedBackend, spec: LaunchSpec, curve: Curve, fail: str | None,
                  fail_after: int) -> None:
-        self.name = spec.name
+        self.name, self.attempt = spec.name, spec.attempt
         self.spec = spec
         self._backend = backend
         self._curve = list(curve)
@@ -47,13 +55,17 @@ class SimulatedJob(RunningJob):
         os.makedirs(self._dir, exist_ok=True)
 
     @property
+    def policy(self) -> WaitPolicy:
+        return WaitPolicy(poll_interval_s=self._backend.poll_interval_s, deadline_s=self.spec.timeout_s)
+
+    @property
     def epochs_written(self) -> int:
         return self._epochs_written
 
     def _write_epoch(self) -> None:
         e = self._epochs_written
         row = {"epoch": e + 1, self._backend.metric: float(self._curve[e])}
-        with open(os.path.join(self._dir, "metrics.jsonl"), "a") as fh:
+        with open(os.path.join(self._dir, METRICS_FILE), "a") as fh:
             fh.write(json.dumps(row) + "\n")
         self._epochs_written += 1
 
@@ -74,7 +86,7 @@ class SimulatedJob(RunningJob):
                     self._phase = JobPhase.FAILED
                     return JobStatus(JobPhase.FAILED, self._fail)
                 final = {self._backend.metric: float(self._curve[-1])}
-                with open(os.path.join(self._dir, "final_metrics.json"), "w") as fh:
+                with open(os.path.join(self._dir, FINAL_METRICS_FILE), "w") as fh:
                     json.dump(final, fh)
                 self._phase = JobPhase.SUCCEEDED
             return JobStatus(self._phase)
@@ -92,15 +104,17 @@ class SimulatedJob(RunningJob):
 class SimulatedBackend(TrainingBackend):
     """Starts ``SimulatedJob``s whose curve is ``objective(trainer_config)``.
 
-    The objective returns the metric per epoch, or raises ``SimulatedFailure`` to make the job fail. Starting a
-    name that is already known adopts that job (as real backends do). Records what happened for assertions:
+    The objective returns the metric per epoch, or raises ``SimulatedFailure`` to make the job fail. Earlier
+    jobs of a step are found by ``attempts`` (as real backends find theirs), so the launch module adopts
+    them. Records what happened for assertions:
     ``started`` (names in start order), ``cancelled``, ``max_running`` (most jobs running at once).
     """
 
-    def __init__(self, objective: Objective, *, metric: str = "val_loss", epochs_per_poll: int = 1) -> None:
+    def __init__(self, objective: Objective, *, metric: str = "val_loss", epochs_per_poll: int = 1,
+                 poll_interval_s: float = 1.0) -> None:
         if epochs_per_poll < 1:
             raise ValueError("epochs_per_poll must be >= 1")
-        self.objective = objective
+        self.objective, self.poll_interval_s = objective, poll_interval_s
         self.metric = metric
         self.epochs_per_poll = epochs_per_poll
         self.jobs: dict[str, SimulatedJob] = {}
@@ -109,12 +123,20 @@ class SimulatedBackend(TrainingBackend):
         self.max_running = 0
         self.lock = threading.RLock()
 
-    def start(self, spec: LaunchSpec) -> RunningJob:
+    @classmethod
+    def from_config(cls, cfg: LaunchConfig, *, run_id: str, task: str, log_dir: str | None = None,
+                    clock: Clock | None = None) -> SimulatedBackend:
+        raise NotImplementedError("construct SimulatedBackend directly")
+
+    def attempts(self, spec: LaunchSpec) -> list[RunningJob]:
+        return [j for j in self.jobs.values() if j.spec.step_name == spec.step_name]
+
+    def create(self, spec: LaunchSpec) -> RunningJob:
         if not is_local(spec.output_uri):
             raise ValueError(f"SimulatedBackend writes local folders only, got {spec.output_uri!r}")
         with self.lock:
             if spec.name in self.jobs:
-                return self.jobs[spec.name]
+                raise ValueError(f"job {spec.name} exists already: create must not be called for it")
             fail: str | None = None
             fail_after = 0
             try:
