@@ -209,21 +209,24 @@ def wait(job: RunningJob, *, clock: Clock | None = None,
             raise
 
 
-def attempt_name(base: str, attempt: int, max_len: int = 63) -> str:
-    """The name of attempt ``attempt`` of the job named ``base``: ``base`` itself for the first, else
-    ``base-a<N>`` (the readable front of ``base`` shortened so it fits ``max_len``; its hash suffix is kept)."""
-    if attempt < 1:
-        raise ValueError(f"attempt must be >= 1, got {attempt}")
-    if attempt == 1:
-        return base
-    suffix = f"-a{attempt}"
+def suffixed(base: str, suffix: str, max_len: int = 63) -> str:
+    """``base + suffix`` within ``max_len`` characters: the readable front of ``base`` is shortened, its last
+    ``-``-separated part (the hash of a deterministic name) is kept."""
     if len(base) + len(suffix) <= max_len:
         return base + suffix
     front, _, digest = base.rpartition("-")
     keep = max_len - len(suffix) - len(digest) - 1
     if not front or keep < 1:
-        raise ValueError(f"cannot fit attempt {attempt} of {base!r} into {max_len} characters")
+        raise ValueError(f"cannot fit {base!r} + {suffix!r} into {max_len} characters")
     return f"{front[:keep].rstrip('-')}-{digest}{suffix}"
+
+
+def attempt_name(base: str, attempt: int, max_len: int = 63) -> str:
+    """The name of attempt ``attempt`` of the job named ``base``: ``base`` itself for the first, else
+    ``base-a<N>`` (shortened by ``suffixed`` to fit ``max_len``)."""
+    if attempt < 1:
+        raise ValueError(f"attempt must be >= 1, got {attempt}")
+    return base if attempt == 1 else suffixed(base, f"-a{attempt}", max_len)
 
 
 @dataclass(frozen=True)
