@@ -22,10 +22,9 @@ from components.data.breast_cancer import breast_cancer_events
 from components.training.config import TrainerConfig
 from components.training.data import prepare
 from components.training.distributed import DistEnv
-from components.training.launch import LaunchSpec
+from components.training.launch import LaunchSpec, LocalOptions, read_final_metrics, run
 from components.training.local import LocalTrainingBackend
 from components.training.model import MLP
-from components.training.run import run_training
 from components.training.trainer import train
 
 
@@ -98,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
                                  "data_uri": data_uri, "output_uri": f"{tmp}/multi",
                                  "world_size": args.world_size})
         t0 = time.perf_counter()
-        multi = run_training(spec, LocalTrainingBackend(log_dir=tmp, stream=False), interval_s=0.2)
+        run(spec, LocalTrainingBackend(log_dir=tmp, options=LocalOptions.parse(
+            {"stream_logs": False, "wait": {"poll_interval_s": 0.2}})))
+        multi = read_final_metrics(spec.output_uri)
         multi_outer = n / (time.perf_counter() - t0)
     b, i, o, m = (statistics.median(v) for v in (bare, inner, outer, [float(multi["samples_per_second"])]))
     paired = statistics.median(t / u for t, u in zip(inner, bare, strict=True))

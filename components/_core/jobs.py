@@ -197,7 +197,12 @@ def wait(job: RunningJob, *, clock: Clock | None = None,
     (``Terminated`` / ``KeyboardInterrupt`` / ``DeadlineExceeded``); other errors leave it running for a retried
     step to adopt."""
     watch = Watch(job, clock=clock, on_status=on_status)
-    with on_sigterm(job.cancel):
+
+    def cancel_on_sigterm() -> None:
+        log.error("%s cancelled: received SIGTERM", job.name)  # Terminated exits quietly: say why here
+        job.cancel()
+
+    with on_sigterm(cancel_on_sigterm):
         try:
             while True:
                 status = watch.poll()

@@ -23,7 +23,15 @@ from components._core.jobs import (
     suffixed,
 )
 from components._core.signals import Terminated
-from components.training.launch import BACKENDS, LaunchError, LaunchSpec, TrainingBackend, run
+from components.training.launch import (
+    BACKENDS,
+    LaunchConfig,
+    LaunchError,
+    LaunchSpec,
+    TrainingBackend,
+    make_backend,
+    run,
+)
 from components.training.local import LocalTrainingBackend, root_cause, torchrun_command
 from tests.fakes.clock import ManualClock
 
@@ -203,3 +211,23 @@ Root Cause (first observed failure):
         "    raise ValueError('x: y')\n  ValueError: x: y\n"
     assert root_cause(crashed) == "rank 1 failed with exit code 1: ValueError: x: y"
     assert root_cause("no summary here") == ""
+
+
+@pytest.mark.parametrize("launch,cls", [
+    ({}, "LocalTrainingBackend"),
+    ({"backend": "kubeflow", "output_root": "gs://b/r"}, "KubeflowTrainingBackend"),
+    ({"backend": "vertex", "output_root": "gs://b/r", "vertex": {"project": "p", "staging_bucket": "gs://b"}},
+     "VertexTrainingBackend"),
+])
+def test_make_backend_builds_each_backend_without_touching_a_cluster(launch: dict, cls: str) -> None:
+    backend = make_backend(LaunchConfig.parse(launch), run_id="r", task="t")
+    assert type(backend).__name__ == cls
+
+
+def test_cluster_backends_need_shared_storage_and_vertex_its_project() -> None:
+    from components._core.config import ConfigError
+
+    with pytest.raises(ConfigError, match="output_root must be shared storage"):
+        LaunchConfig.parse({"backend": "kubeflow", "output_root": "/tmp/x"})
+    with pytest.raises(ConfigError, match=r"vertex .* is required"):
+        LaunchConfig.parse({"backend": "vertex", "output_root": "gs://b/r"})
