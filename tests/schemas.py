@@ -1,4 +1,4 @@
-"""Validate rendered manifests against the real schemas in ``../shared/crds`` (custom resources) and
+"""Validate rendered manifests against the real schemas vendored in ``manifests/crds`` (custom resources) and
 kubernetes-validate (core kinds), offline.
 
 Strict by default: where a schema lists ``properties`` and neither allows extra keys nor preserves unknown
@@ -17,7 +17,7 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 
-CRDS = Path(__file__).resolve().parents[2] / "shared" / "crds"
+CRDS = Path(__file__).resolve().parents[1] / "manifests" / "crds"
 PYTORCHJOB = "pytorchjobs.kubeflow.org.v1.schema.json"
 INFERENCESERVICE = "inferenceservices.serving.kserve.io.v1beta1.schema.json"
 SERVINGRUNTIME = "servingruntimes.serving.kserve.io.v1alpha1.schema.json"
@@ -44,7 +44,7 @@ def _strict(node: Any) -> Any:
 
 @cache
 def crd_schema(filename: str, strict: bool = True) -> dict[str, Any]:
-    """The openAPIV3Schema of a CRD in ``../shared/crds``."""
+    """The openAPIV3Schema of a CRD in ``manifests/crds``."""
     schema = json.loads((CRDS / filename).read_text())
     return _strict(schema) if strict else schema
 
