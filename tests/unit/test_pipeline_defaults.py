@@ -8,9 +8,9 @@ import pytest
 
 from components._core.config import ConfigError
 from components.training.config import TrainerConfig
-from components.training.step import LaunchConfig
+from components.training.launch import LaunchConfig
 from components.tuning.spec import TuningSpec
-from components.tuning.step import TuneConfig
+from components.tuning.config import TuneConfig
 from pipelines import defaults
 
 
