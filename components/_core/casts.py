@@ -119,7 +119,9 @@ def localize(expr: pl.Expr, src_zone: str | None, zone: str | None) -> pl.Expr:
     return expr
 
 
-def _normalized(text: pl.Expr) -> pl.Expr:
+def normalize_datetime_text(text: pl.Expr) -> pl.Expr:
+    """ISO 8601 text (a String expression) in the form the datetime formats read: trimmed, ``T`` → space, ``Z`` →
+    ``+00:00``. Materialize it once when several parses read one column (polars recomputes shared inputs)."""
     return (text.str.strip_chars().str.replace(r"^(\d{4}-\d{2}-\d{2})[Tt]", "$1 ")
             .str.replace(r"[Zz]$", "+00:00"))
 
@@ -129,16 +131,20 @@ def _aware(norm: pl.Expr, zone: str | None) -> pl.Expr:
                                   zone) for f in AWARE_FORMATS])
 
 
-def parse_datetime_text(text: pl.Expr, zone: str | None) -> pl.Expr:
-    """ISO 8601 text (already a String expression) as a datetime in ``zone``; null when it is not ISO."""
-    norm = _normalized(text)
+def parse_normalized_datetime(norm: pl.Expr, zone: str | None) -> pl.Expr:
+    """Text from :func:`normalize_datetime_text` as a datetime in ``zone``; null when it is not ISO."""
     naive = [localize(norm.str.to_datetime(f, time_unit="us", strict=False), None, zone) for f in NAIVE_FORMATS]
     return pl.coalesce(_aware(norm, zone), *naive)
 
 
-def has_offset(text: pl.Expr) -> pl.Expr:
-    """True where ISO 8601 text (a String expression) carries a UTC offset or ``Z``."""
-    return _aware(_normalized(text), "UTC").is_not_null()
+def parse_datetime_text(text: pl.Expr, zone: str | None) -> pl.Expr:
+    """ISO 8601 text (already a String expression) as a datetime in ``zone``; null when it is not ISO."""
+    return parse_normalized_datetime(normalize_datetime_text(text), zone)
+
+
+def has_offset(norm: pl.Expr) -> pl.Expr:
+    """True where text from :func:`normalize_datetime_text` carries a UTC offset (or carried ``Z``)."""
+    return _aware(norm, "UTC").is_not_null()
 
 
 TemporalText = tuple[Literal["datetime", "date"], str | None]
@@ -159,15 +165,15 @@ def temporal_text(values: pl.Series) -> TemporalText | None:
     if text.len() == 0:
         return None
     for part in (text.head(_SAMPLE), text) if text.len() > _SAMPLE else (text,):
-        found = part.to_frame("v").select(
-            date=to_date(pl.col("v"), pl.String()).is_null().any(),
-            datetime=parse_datetime_text(pl.col("v"), None).is_null().any(),
-        ).row(0, named=True)
+        frame = part.to_frame("v").select(normalize_datetime_text(pl.col("v")).alias("n"), date=to_date(
+            pl.col("v"), pl.String()).is_null().any())  # normalized once, read by every format below
+        found = frame.select(datetime=parse_normalized_datetime(pl.col("n"), None).is_null().any(),
+                             aware=has_offset(pl.col("n")).any(), date=pl.col("date").first()).row(0, named=True)
         if found["datetime"]:  # a value that is not even a datetime
             return None
     if not found["date"]:
         return "date", None
-    aware = text.to_frame("v").select(has_offset(pl.col("v")).any()).item()
+    aware = found["aware"]
     return "datetime", "UTC" if aware else None
 
 
