@@ -55,27 +55,27 @@ def make_pipeline(target: Target = Target.LOCAL) -> dsl.graph_component.GraphCom
         valid = checked.outputs["valid"]
         store = configure(
             feature_apply(data=valid, repo=feature_repo, store_config=feature_store_config),
-            target, display_name="feature-apply", cache=False,
+            target, display_name="feature-apply", cache=False, secrets=["features"],
         )
         loaded = configure(
             feature_materialize(feature_store=store.outputs["feature_store"], data=valid, config=materialize_config),
-            target, display_name="materialize", cache=False, memory="4G",
+            target, display_name="materialize", cache=False, memory="4G", secrets=["features"],
         )
         features = configure(
             feature_training_set(feature_store=loaded.outputs["materialized"], data=valid, labels=valid,
                                  config=training_set_config),
-            target, display_name="training-set", memory="4G",
+            target, display_name="training-set", memory="4G", secrets=["features"],
         )
         configure(
             feature_online_check(feature_store=loaded.outputs["materialized"], entities=valid),
-            target, display_name="online-check", cache=False,
+            target, display_name="online-check", cache=False, secrets=["features"],
         )
         training_set = features.outputs["training_set"]
         tuned = configure(
             tune(training_set=training_set, tuning_spec=tuning_spec, trainer_config=trainer_config,
                  launch=launch, tune_config=tune_config, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
                  task=dsl.PIPELINE_TASK_NAME_PLACEHOLDER),
-            target, display_name="tune", cache=False, timeout_s=6 * 3600, cpu="2", memory="4G",
+            target, display_name="tune", cache=False, timeout_s=6 * 3600, cpu="2", memory="4G", secrets=["tuning"],
         )
         configure(
             train(training_set=training_set, trainer_config=tuned.outputs["best_trainer_config"],

@@ -78,3 +78,27 @@ def test_a_compiled_component_is_reusable_in_a_users_pipeline(compiled: Path, tm
     parse_strict(spec)
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
     assert all(":" in i.rsplit("/", 1)[-1] for i in images)
+
+
+def test_kubeflow_steps_that_need_passwords_mount_the_named_secrets_and_vertex_carries_none(compiled: Path) -> None:
+    from pipelines.targets import SECRETS
+
+    kubeflow = load_documents(compiled / "kubeflow" / "training.yaml")
+    executors = kubeflow[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    needs = {"exec-feature-apply": "features", "exec-feature-materialize": "features",
+             "exec-feature-training-set": "features", "exec-feature-online-check": "features",
+             "exec-tune": "tuning"}
+    for executor, config in executors.items():
+        purpose = needs.get(executor)
+        if purpose is None:
+            assert "secretAsEnv" not in config and "secretAsVolume" not in config, executor
+            continue
+        mount = SECRETS[purpose]
+        (env,) = config["secretAsEnv"]
+        assert env["secretName"] == mount.secret and env["optional"] is True
+        assert {k["secretKey"]: k["envVar"] for k in env["keyToEnv"]} == mount.env
+        (volume,) = config["secretAsVolume"]
+        assert volume["secretName"] == mount.secret and volume["mountPath"] == mount.mount_path
+    assert set(needs) <= set(executors)
+    vertex_text = (compiled / "vertex" / "training.yaml").read_text()
+    assert not any(m.secret in vertex_text for m in SECRETS.values())
