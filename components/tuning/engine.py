@@ -10,9 +10,11 @@ with backoff); the engine reads each trial's new ``metrics.jsonl`` lines, report
 ended. It stops in Katib's order: objective goal reached, then more than ``maxFailedTrialCount`` failed trials,
 then ``maxTrialCount`` trials finished.
 
-Retries: a step run again with the same storage resumes its study and adopts the trials still running. A study
-that ended in failure (failed-trial limit, deadline) is not resumed: the retry starts the next attempt of the
-study (``<name>-a2``), whose trials are new jobs; so a retried tuning step can succeed.
+Retries: a step run again with the same storage resumes its study and adopts the trials still running. As on the
+one wait path, a stop condition, SIGTERM and Ctrl-C cancel the running trials (recorded as Killed), while a crash
+of the step (any other error) leaves them running for the retry to adopt. A study that ended in failure
+(failed-trial limit, deadline) is not resumed: the retry starts the next attempt of the study (``<name>-a2``),
+whose trials are new jobs; so a retried tuning step can succeed.
 """
 
 from __future__ import annotations
@@ -257,6 +259,15 @@ class _Engine:
                     raise TuningError(f"study {self.study.study_name!r} has trials running that this step does not "
                                       "own (another step on the same study?); use a distinct study name")
                 self._sleep()
+        except Exception as err:
+            # The step crashed (storage lost, a bug, an error outside a trial's own poll): as on the one wait path,
+            # the running trials are left running for the retried step to resume and adopt. Only a stop condition,
+            # SIGTERM and Ctrl-C (below) cancel them.
+            if self.active:
+                log.warning("tuning step failed (%s: %s); leaving trials %s running for a retried step to adopt",
+                            type(err).__name__, err, ", ".join(a.name for a in self.active.values()))
+            self.active.clear()
+            raise
         finally:
             why = f"experiment stopped: {reason.value}" if reason else "tuning step interrupted"
             for number in sorted(self.active):

@@ -69,20 +69,21 @@ def _figures(result: TuningResult) -> list[Any]:
     if len(complete) >= 2:
         figures.append(vis.plot_parallel_coordinate(study, target_name=metric))
         if len(result.spec.parameters) > 1:
-            try:
-                figures.append(vis.plot_param_importances(study, target_name=metric))
+            try:  # a seeded evaluator: the same trials give the same page
+                evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+                figures.append(vis.plot_param_importances(study, evaluator=evaluator, target_name=metric))
             except (RuntimeError, ValueError) as err:  # e.g. every trial had the same parameters
                 log.info("no parameter importances: %s", err)
     return figures
 
 
 def history_html(result: TuningResult) -> str:
-    """A self-contained page: Optuna's figures with plotly.js inlined once, then the study summary."""
+    """A self-contained, deterministic page: Optuna's figures with plotly.js inlined once, then the study summary."""
     from plotly.offline import get_plotlyjs
 
     title = html.escape(f"Tuning: {result.study_name}")
-    parts = [fig.to_html(full_html=False, include_plotlyjs=False, include_mathjax=False)
-             for fig in _figures(result)]
+    parts = [fig.to_html(full_html=False, include_plotlyjs=False, include_mathjax=False, div_id=f"figure-{i}")
+             for i, fig in enumerate(_figures(result))]
     summary = html.escape(json.dumps(result.to_metadata(), indent=2, sort_keys=True, default=str))
     return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
             f"<title>{title}</title><script type=\"text/javascript\">{get_plotlyjs()}</script></head><body>"

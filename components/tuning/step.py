@@ -77,8 +77,9 @@ def tune_step(data_uri: str, *, output_dir: str, spec: TuningSpec | Mapping[str,
     tspec, cfg, lc = TuningSpec.parse(spec), TuneConfig.parse(tune), LaunchConfig.parse(launch)
     trainer = TrainerConfig.parse(trainer_config).model_dump(mode="json", exclude_none=True)
     name = deterministic_name(run_id, task, prefix="tune")
-    base = launch_spec(lc, name=name, trainer_config=trainer, data_uri=data_uri,
-                       local_output=output_file(output_dir, "trials"))
+    # trials write under <base output>/trials/<trial>: <output_dir>/trials/... locally, <output_root>/<name>/trials/...
+    # on a cluster
+    base = launch_spec(lc, name=name, trainer_config=trainer, data_uri=data_uri, local_output=output_dir)
     if cfg.engine == "katib":
         result = _katib(tspec, base, lc, cfg, output_dir, run_id, task, clock)
     else:

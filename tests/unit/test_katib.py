@@ -1,20 +1,30 @@
-"""Katib Experiment builder (checked against Katib's swagger definitions) and the Katib engine on the fake API."""
+"""Katib Experiment builder (checked against Katib's swagger definitions), and the Katib engine on the fake API:
+the shared launcher and wait path, attempts, SIGTERM and the deadline, Trials as Optuna trials, stop reasons."""
 
 from __future__ import annotations
 
 import copy
 import json
+import os
 import re
+import signal
 from pathlib import Path
 
 import pytest
+from kubernetes.client.exceptions import ApiException
+from optuna.trial import TrialState
 
 from components._core import podsecurity
-from components._core.k8s import ResourceFailed
-from components.training.launch import LaunchSpec
+from components._core.jobs import JobPhase
+from components._core.k8s_meta import ATTEMPT_LABEL, STEP_LABEL
+from components._core.signals import Terminated
+from components.training.launch import KubeflowOptions, LaunchError, LaunchSpec
 from components.tuning import katib
+from components.tuning.katib_run import KatibEngine, frozen_trials, stop_reason
+from components.tuning.results import StopReason, TrialOutcome, trials_table
 from components.tuning.spec import TuningSpec
-from tests.fakes.k8s import FakeCoreV1Api, FakeCustomObjectsApi, ManualClock
+from tests.fakes.clock import ManualClock
+from tests.fakes.k8s import FakeCoreV1Api, FakeCustomObjectsApi, SimulatedCrash
 from tests.schemas import validate_katib, validate_pytorchjob
 
 TUNING = {
@@ -186,52 +196,178 @@ def test_a_plain_dict_with_settings_as_a_mapping_is_accepted() -> None:
     assert exp["spec"]["algorithm"]["algorithmSettings"] == [{"name": "random_state", "value": "1"}]
 
 
-def engine_with_fake() -> tuple[katib.KatibEngine, FakeCustomObjectsApi, FakeCoreV1Api]:
-    core = FakeCoreV1Api()
-    api = FakeCustomObjectsApi(core)
-    engine = katib.KatibEngine("ml", api=api, core_api=core, clock=ManualClock().clock(), poll_interval_s=30)
-    return engine, api, core
+# ---------------------------------------------------------------- the engine on the fake apiserver
+
+NS = "ml"
+STEP = "katib-tune-0123456789"
+GROUP, VERSION = "kubeflow.org", "v1beta1"
 
 
-def test_engine_runs_through_the_shared_launcher_and_returns_the_best_trial(tmp_path: Path) -> None:
-    engine, api, _ = engine_with_fake()
-    exp = build()
-    name = exp["metadata"]["name"]
-    engine.launcher().apply(exp)
-    api.patch_namespaced_custom_object_status(
-        "kubeflow.org",
-        "v1beta1",
-        "ml",
-        "experiments",
-        name,
-        {
-            "status": {
-                "currentOptimalTrial": {
-                    "bestTrialName": f"{name}-abc",
-                    "parameterAssignments": [{"name": "lr", "value": "0.01"}],
-                    "observation": {"metrics": [{"name": "val_loss", "latest": "0.2", "min": "0.15", "max": "0.9"}]},
-                }
-            }
-        },
-    )
-    api.script(name, "Created", "Running", "Succeeded")
-    best = engine.run(exp, timeout_s=3600, logs_uri=str(tmp_path / "katib.log"))
-    assert best == {
-        "trial": f"{name}-abc",
-        "parameters": {"lr": "0.01"},
-        "metrics": {"val_loss": {"latest": "0.2", "max": "0.9", "min": "0.15"}},
-    }
-    assert len(api.stored("experiments")) == 1  # adopted, not created twice
+def manifest_for(name: str) -> dict:
+    return build(name=name)
 
 
-def test_engine_failure_carries_logs_of_trial_pods(tmp_path: Path) -> None:
-    engine, api, core = engine_with_fake()
-    exp = build()
-    name = exp["metadata"]["name"]
-    core.add_pod("ml", f"{name}-t1-master-0", {katib.EXPERIMENT_LABEL: name}, logs={"pytorch": "trial crashed\n"})
-    engine.launcher().apply(exp)
-    api.script(name, ("Failed", "True", "ExperimentFailed", "max failed trials reached"))
-    logs = tmp_path / "katib.log"
-    with pytest.raises(ResourceFailed, match="max failed trials reached"):
-        engine.run(exp, timeout_s=3600, logs_uri=str(logs))
-    assert "trial crashed" in logs.read_text()
+class Katib:
+    """The fake apiserver the engine talks to; the test plays Katib's controller with scripts and Trials."""
+
+    def __init__(self) -> None:
+        self.core = FakeCoreV1Api()
+        self.api = FakeCustomObjectsApi(self.core)
+        self.clock = ManualClock()
+
+    def engine(self, **wait: float) -> KatibEngine:
+        options = KubeflowOptions.parse({"namespace": NS, "wait": {"poll_interval_s": 30, **wait}})
+        return KatibEngine(options, api=self.api, core_api=self.core, clock=self.clock.clock())
+
+    def run(self, tmp_path: Path, timeout_s: float = 3600, **wait: float):
+        return self.engine(**wait).run(STEP, manifest_for, timeout_s=timeout_s, logs_uri=str(tmp_path / "katib.log"))
+
+    def add_trial(self, experiment: str, name: str, params: dict[str, str], state: str = "Succeeded",
+                  value: float | None = 0.3) -> None:
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Trial",
+                "metadata": {"name": name, "labels": {katib.TRIAL_EXPERIMENT_LABEL: experiment}},
+                "spec": {"parameterAssignments": [{"name": k, "value": v} for k, v in params.items()]}}
+        self.api.create_namespaced_custom_object(GROUP, VERSION, NS, "trials", body)
+        status: dict = {"conditions": [{"type": "Created", "status": "True"}, {"type": state, "status": "True",
+                                                                              "message": f"trial {state}"}]}
+        if value is not None:
+            status["observation"] = {"metrics": [{"name": "val_loss", "min": str(value), "max": str(value + 1),
+                                                  "latest": str(value + 0.5)}]}
+        self.api.patch_namespaced_custom_object_status(GROUP, VERSION, NS, "trials", name, {"status": status})
+
+    def experiments(self) -> list[dict]:
+        return self.api.stored("experiments")
+
+
+def test_the_engine_creates_the_experiment_waits_on_it_and_lists_its_trials(tmp_path: Path) -> None:
+    k = Katib()
+    k.add_trial(STEP, f"{STEP}-a", ASSIGNMENT)
+    k.add_trial("someone-else", "other-trial", ASSIGNMENT)
+    k.api.script(STEP, "Created", "Running", ("Succeeded", "True", "ExperimentMaxTrialsReached", "done"))
+    ran = k.run(tmp_path)
+    assert ran.status.phase is JobPhase.SUCCEEDED and ran.status.message == "ExperimentMaxTrialsReached: done"
+    (exp,) = k.experiments()
+    assert exp["metadata"]["name"] == STEP and not ran.launch.adopted
+    assert exp["metadata"]["labels"][STEP_LABEL] == STEP and exp["metadata"]["labels"][ATTEMPT_LABEL] == "1"
+    assert exp["spec"] == build(name=STEP)["spec"]
+    validate_katib({**exp, "metadata": {"name": exp["metadata"]["name"], "namespace": NS}})
+    assert [t["metadata"]["name"] for t in ran.trials] == [f"{STEP}-a"]  # only this experiment's trials
+    assert k.clock.sleeps == [30.0, 30.0]  # KubeflowOptions.wait.poll_interval_s
+    assert (tmp_path / "katib.log").read_text().startswith(f"== attempt 1 {STEP}: Pending, created\n")
+    assert stop_reason(ran.experiment) is StopReason.MAX_TRIALS
+
+
+def test_a_transient_api_error_does_not_fail_the_wait(tmp_path: Path) -> None:
+    k = Katib()
+    k.api.script(STEP, "Running", "Succeeded")
+    k.api.fail_next("get", ApiException(status=503, reason="Service Unavailable"), times=2)
+    ran = k.run(tmp_path)
+    assert ran.status.phase is JobPhase.SUCCEEDED and len(k.experiments()) == 1
+    assert k.clock.sleeps[:2] == [1.0, 2.0]  # backoff after each 503, then the poll interval
+
+
+def test_a_failed_experiment_carries_the_trial_pods_logs_and_the_retry_starts_attempt_two(tmp_path: Path) -> None:
+    k = Katib()
+    k.core.add_pod(NS, f"{STEP}-t1-master-0", {katib.EXPERIMENT_LABEL: STEP}, logs={"pytorch": "trial crashed\n"})
+    k.api.script(STEP, ("Failed", "True", "ExperimentMaxFailedTrialsReached", "max failed trials reached"))
+    ran = k.run(tmp_path / "first")
+    assert ran.status.phase is JobPhase.FAILED and "max failed trials reached" in ran.status.message
+    assert stop_reason(ran.experiment) is StopReason.MAX_FAILED_TRIALS
+    assert "trial crashed" in (tmp_path / "first" / "katib.log").read_text()
+
+    k.api.script(f"{STEP}-a2", "Running", "Succeeded")
+    again = k.run(tmp_path / "retry")
+    assert again.status.phase is JobPhase.SUCCEEDED and again.launch.job.name == f"{STEP}-a2"
+    assert again.launch.job.attempt == 2 and not again.launch.adopted
+    assert [e["metadata"]["labels"][ATTEMPT_LABEL] for e in k.experiments()] == ["1", "2"]
+    log = (tmp_path / "retry" / "katib.log").read_text()
+    assert f"== attempt 1 {STEP}: Failed, ended before: ExperimentMaxFailedTrialsReached" in log
+    assert f"== attempt 2 {STEP}-a2: Pending, created" in log
+
+
+def test_a_retry_adopts_a_running_experiment(tmp_path: Path) -> None:
+    k = Katib()
+    k.api.script(STEP, "Running")
+    k.clock.on_sleep = lambda n: (_ for _ in ()).throw(SimulatedCrash("step pod evicted")) if n == 1 else None
+    with pytest.raises(SimulatedCrash):
+        k.run(tmp_path / "first")
+    assert len(k.experiments()) == 1 and k.api.deletions == []  # left running for the retry
+    k.clock.on_sleep = None
+    k.api.script(STEP, "-", "Succeeded")
+    ran = k.run(tmp_path / "retry")
+    assert ran.launch.adopted and ran.status.phase is JobPhase.SUCCEEDED and len(k.experiments()) == 1
+    assert f"== attempt 1 {STEP}: Running, adopted" in (tmp_path / "retry" / "katib.log").read_text()
+
+
+def test_the_deadline_deletes_the_experiment(tmp_path: Path) -> None:
+    k = Katib()
+    k.api.script(STEP, "Running")
+    with pytest.raises(LaunchError, match="did not finish within 90s"):
+        k.run(tmp_path, timeout_s=60, poll_interval_s=10, deadline_grace_s=30)
+    assert k.experiments() == [] and k.api.deletions == [(STEP, "Foreground")]
+    assert sum(k.clock.sleeps) == pytest.approx(90) and (tmp_path / "katib.log").exists()
+
+
+def test_sigterm_while_waiting_deletes_the_experiment(tmp_path: Path) -> None:
+    k = Katib()
+    k.api.script(STEP, "Running")
+    k.clock.on_sleep = lambda n: os.kill(os.getpid(), signal.SIGTERM) if n == 2 else None
+    with pytest.raises(Terminated) as err:
+        k.run(tmp_path)
+    assert err.value.code == 143 and k.experiments() == [] and k.api.deletions == [(STEP, "Foreground")]
+
+
+def _trial(name: str, created: str, state: str | None, params: dict[str, str], value: str | None) -> dict:
+    conditions = [{"type": "Created", "status": "True"}]
+    if state:
+        conditions.append({"type": state, "status": "True", "message": f"{name} {state}"})
+    status: dict = {"conditions": conditions}
+    if value is not None:
+        status["observation"] = {"metrics": [{"name": "val_loss", "min": value, "max": "9", "latest": "5"}]}
+    return {"metadata": {"name": name, "creationTimestamp": created},
+            "spec": {"parameterAssignments": [{"name": k, "value": v} for k, v in params.items()]},
+            "status": status}
+
+
+def test_katib_trials_become_typed_optuna_trials_in_creation_order() -> None:
+    spec = TuningSpec.model_validate(TUNING)
+    p = {"lr": "0.001", "model.hidden": "24", "optimizer": "adam", "batch_size": "32"}
+    trials = [
+        _trial("t-late", "2026-01-01T00:00:09Z", "Succeeded", {**p, "lr": "0.01"}, "0.2"),
+        _trial("t-first", "2026-01-01T00:00:01Z", "Succeeded", p, "0.3"),
+        _trial("t-pruned", "2026-01-01T00:00:02Z", "EarlyStopped", p, "0.9"),
+        _trial("t-failed", "2026-01-01T00:00:03Z", "Failed", p, None),
+        _trial("t-nometric", "2026-01-01T00:00:04Z", "MetricsUnavailable", p, None),
+        _trial("t-killed", "2026-01-01T00:00:05Z", "Killed", p, None),
+        _trial("t-running", "2026-01-01T00:00:06Z", None, p, None),
+        _trial("t-silent", "2026-01-01T00:00:07Z", "Succeeded", p, None),
+    ]
+    frozen = frozen_trials(trials, spec)
+    assert [t.user_attrs["trial"]["name"] for t in frozen] == [
+        "t-first", "t-pruned", "t-failed", "t-nometric", "t-killed", "t-running", "t-silent", "t-late"]
+    assert [t.number for t in frozen] == list(range(8))
+    assert [t.state for t in frozen] == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.FAIL,
+                                         TrialState.FAIL, TrialState.RUNNING, TrialState.FAIL, TrialState.COMPLETE]
+    assert frozen[0].params == {"lr": 0.001, "model.hidden": 24, "optimizer": "adam", "batch_size": 32}
+    assert type(frozen[0].params["model.hidden"]) is int and type(frozen[0].params["batch_size"]) is int
+    assert frozen[0].value == 0.3 and frozen[7].value == 0.2  # the objective's strategy: min for minimize
+    assert frozen[6].user_attrs["result"]["message"] == "succeeded but reported no 'val_loss'"
+    table = trials_table(spec, frozen)
+    assert table["state"].to_list() == ["Succeeded", "EarlyStopped", "Failed", "Failed", "Killed", "Running",
+                                        "Failed", "Succeeded"]
+    assert table["value"].to_list()[:2] == [0.3, 0.9] and table["params_model.hidden"].dtype.is_integer()
+    assert TrialOutcome(table["state"][4]) is TrialOutcome.KILLED
+
+
+@pytest.mark.parametrize("type_,reason,expected", [
+    ("Succeeded", "ExperimentGoalReached", StopReason.GOAL_REACHED),
+    ("Succeeded", "ExperimentMaxTrialsReached", StopReason.MAX_TRIALS),
+    ("Succeeded", "", StopReason.MAX_TRIALS),
+    ("Failed", "ExperimentMaxFailedTrialsReached", StopReason.MAX_FAILED_TRIALS),
+    ("Failed", "ExperimentDeadlineExceeded", StopReason.DEADLINE),
+    ("Failed", "SomethingElse", StopReason.MAX_FAILED_TRIALS),
+])
+def test_stop_reason_of_a_finished_experiment(type_: str, reason: str, expected: StopReason) -> None:
+    exp = {"status": {"conditions": [{"type": "Running", "status": "False"},
+                                     {"type": type_, "status": "True", "reason": reason}]}}
+    assert stop_reason(exp) is expected

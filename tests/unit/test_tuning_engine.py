@@ -1,4 +1,5 @@
-"""The Optuna engine: trials through a TrainingBackend, parallelism, pruning, Katib's stop order, determinism."""
+"""The Optuna engine (``run_tuning``): trials through a TrainingBackend, parallelism, pruning, Katib's stop order,
+determinism, resume and adoption, study attempts; on the simulated backend and a manual clock."""
 
 from __future__ import annotations
 
@@ -11,31 +12,29 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import optuna
 import pytest
 from optuna.pruners import MedianPruner, NopPruner
 from optuna.samplers import GridSampler, RandomSampler, TPESampler
+from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
 from components._core.artifacts import local_path
-from components._core.waiting import ManualClock
-from components.training.launch import DNS1123, JobPhase, JobStatus, LaunchSpec, RunningJob, TrainingBackend
-from components.tuning.optuna_engine import (
-    StopReason,
-    TuningError,
-    _Observations,
-    build_pruner,
-    build_sampler,
-    extract_value,
-    read_new_metrics,
-    run_tuning,
-    trial_name,
-)
+from components._core.jobs import JobPhase, JobStatus, RunningJob, WaitPolicy
+from components._core.waiting import Clock
+from components.training.launch import DNS1123, LaunchConfig, LaunchSpec, TrainingBackend
+from components.tuning.engine import run_tuning, trial_name
+from components.tuning.observations import Observations, extract_value, read_new_metrics
 from components.tuning.params import ParamsError, merge_params
-from components.tuning.simulate import SimulatedBackend, SimulatedFailure
+from components.tuning.results import StopReason, TuningResult
+from components.tuning.samplers import TuningError, build_pruner, build_sampler
 from components.tuning.spec import TuningSpec
+from components.tuning.storage import default_storage_url, open_storage
+from tests.fakes.clock import ManualClock
+from tests.fakes.k8s import SimulatedCrash
+from tests.fakes.learning_curves import SimulatedBackend, SimulatedFailure
 
 
 def make_spec(**overrides: Any) -> TuningSpec:
@@ -56,10 +55,10 @@ def make_spec(**overrides: Any) -> TuningSpec:
     return TuningSpec.parse(d)
 
 
-def base_launch(tmp_path: Path, **trainer: Any) -> LaunchSpec:
+def base_launch(out: Path, **trainer: Any) -> LaunchSpec:
     return LaunchSpec.parse({
         "name": "tune-demo", "trainer_config": {"epochs": 5, "optimizer": {"name": "adam", "momentum": 0.9}, **trainer},
-        "data_uri": str(tmp_path / "data.parquet"), "output_uri": str(tmp_path / "runs"), "world_size": 1,
+        "data_uri": str(out / "data.parquet"), "output_uri": str(out / "runs"), "world_size": 1,
     })
 
 
@@ -69,15 +68,25 @@ def curve(cfg: dict[str, Any]) -> list[float]:
     return [final + math.exp(-0.7 * e) for e in range(int(cfg.get("epochs", 5)))]
 
 
+def study_of(spec: TuningSpec, base: LaunchSpec, attempt: int = 1) -> str:
+    """The study name ``run_tuning`` derives: ``<launch name>-<spec digest>`` (``-a<N>`` from attempt 2)."""
+    return f"{base.name}-{spec.digest()}" + (f"-a{attempt}" if attempt > 1 else "")
+
+
+def names(spec: TuningSpec, base: LaunchSpec, numbers: range | list[int], attempt: int = 1) -> list[str]:
+    return [trial_name(study_of(spec, base, attempt), n) for n in numbers]
+
+
 def tune(tmp_path: Path, spec: TuningSpec, backend: TrainingBackend, sub: str = "a", *, sqlite: bool = False,
-         **kw: Any) -> Any:
-    """Run a study on a fake clock; in memory unless ``sqlite`` (the default storage, a few ms per write)."""
+         storage: BaseStorage | None = None, clock: Clock | None = None, base: LaunchSpec | None = None,
+         **kw: Any) -> TuningResult:
+    """Run a study on a manual clock; in memory unless ``sqlite`` (the default storage, a few ms per write)."""
     out = tmp_path / sub
-    if not sqlite:
-        kw.setdefault("storage", optuna.storages.InMemoryStorage())
-    kw.setdefault("poll_interval_s", 1.0)
-    kw.setdefault("clock", ManualClock().clock())
-    return run_tuning(spec, kw.pop("base", base_launch(out)), backend, output_dir=str(out), **kw)
+    if storage is None:
+        storage = open_storage(default_storage_url(str(out))) if sqlite else optuna.storages.InMemoryStorage()
+    result, _history = run_tuning(spec, base or base_launch(out), backend, storage=storage, storage_label="test",
+                                  clock=clock or ManualClock().clock(), **kw)
+    return result
 
 
 # ---------------------------------------------------------------- samplers and pruner
@@ -126,10 +135,14 @@ def test_medianstop_maps_to_median_pruner() -> None:
 # ---------------------------------------------------------------- helpers
 
 
-def test_trial_names_are_deterministic_dns_labels() -> None:
-    assert trial_name("tune-demo", 3) == "tune-demo-t3"
-    long = trial_name("a" * 53, 1234)
-    assert len(long) == 53 and long.endswith("-t1234") and DNS1123.match(long)
+def test_trial_names_are_deterministic_dns_labels_distinct_per_study_attempt() -> None:
+    first = trial_name("tune-demo-0123456789", 3)
+    assert first == trial_name("tune-demo-0123456789", 3) and first.startswith("tune-trial-")
+    assert first.endswith("-t3") and DNS1123.match(first) and len(first) <= 53
+    assert trial_name("tune-demo-0123456789-a2", 3) != first  # a study attempt's trials are new jobs
+    assert trial_name("tune-other-0123456789", 3) != first
+    long = trial_name("a" * 128, 1234)
+    assert len(long) <= 53 and long.endswith("-t1234") and DNS1123.match(long)
     assert DNS1123.match(trial_name("x" * 50 + "-ab", 10))  # no "--" left dangling
 
 
@@ -143,7 +156,7 @@ def test_merge_params_sets_nested_keys_without_touching_the_base() -> None:
 
 
 def test_read_new_metrics_is_incremental_and_waits_for_whole_lines(tmp_path: Path) -> None:
-    obs = _Observations()
+    obs = Observations()
     path = tmp_path / "metrics.jsonl"
     assert read_new_metrics(str(tmp_path), obs, "val_loss") == []
     path.write_text('{"epoch": 1, "val_loss": 0.9}\nnot json\n{"epoch": 2, "acc": 0.5}\n{"epoch": 3, "val_lo')
@@ -154,7 +167,7 @@ def test_read_new_metrics_is_incremental_and_waits_for_whole_lines(tmp_path: Pat
     assert read_new_metrics(str(tmp_path), obs, "val_loss") == []
     assert extract_value(obs, "min") == 0.7 and extract_value(obs, "max") == 0.9
     assert extract_value(obs, "latest") == 0.8 and extract_value(obs, "latest", final=0.75) == 0.75
-    assert extract_value(_Observations(), "min") is None
+    assert extract_value(Observations(), "min") is None
 
 
 # ---------------------------------------------------------------- the study
@@ -162,9 +175,11 @@ def test_read_new_metrics_is_incremental_and_waits_for_whole_lines(tmp_path: Pat
 
 def test_trials_run_through_the_backend_with_merged_configs(tmp_path: Path) -> None:
     backend = SimulatedBackend(curve)
-    result = tune(tmp_path, make_spec(), backend, sqlite=True)
+    spec, base = make_spec(), base_launch(tmp_path / "a")
+    result = tune(tmp_path, spec, backend, sqlite=True)
     assert result.stop_reason is StopReason.MAX_TRIALS and result.succeeded
-    assert backend.started == [f"tune-demo-t{i}" for i in range(8)]
+    assert result.study_name == study_of(spec, base)
+    assert backend.started == names(spec, base, range(8))
     assert backend.max_running == 2  # parallelTrialCount at a time
     for number, name in enumerate(backend.started):
         job = backend.jobs[name]
@@ -186,6 +201,7 @@ def test_fixed_seed_gives_the_same_trials(tmp_path: Path) -> None:
         {"name": "min_trials_required", "value": "2"}, {"name": "start_step", "value": "2"}]})
     first = tune(tmp_path, spec, SimulatedBackend(curve), "a")
     again = tune(tmp_path, spec, SimulatedBackend(curve), "b")
+    assert (first.trials["state"] == "EarlyStopped").sum() > 0  # pruning is part of what must repeat
     assert first.trials.equals(again.trials)
     assert first.best_params == again.best_params
     other_seed = make_spec(maxTrialCount=10, algorithm={"algorithmName": "tpe", "algorithmSettings": [
@@ -206,15 +222,16 @@ def test_completion_order_follows_when_trials_finish(tmp_path: Path) -> None:
     assert t.columns[:8] == ["number", "name", "state", "value", "intermediate_count", "duration_s",
                              "completion_order", "message"]
     assert sorted(t["completion_order"].to_list()) == list(range(1, 7))
-    # a job takes one poll to start running, then one epoch per poll
-    assert t["duration_s"].to_list() == [float(e + 1) for e in t["params_epochs"].to_list()]
+    # the first poll (right after the start) sees the job running, then each poll (1 s apart) writes an epoch;
+    # the poll that writes the last one sees it succeed
+    assert t["duration_s"].to_list() == [float(e) for e in t["params_epochs"].to_list()]
     assert t["intermediate_count"].to_list() == t["params_epochs"].to_list()
-    # replay the schedule: 3 slots, a trial starts when a slot frees, finishes epochs + 1 polls later
+    # replay the schedule: 3 slots, a trial starts when a slot frees, finishes its epochs later
     finish: dict[int, float] = {}
     slots = [0.0, 0.0, 0.0]
     for number, epochs in enumerate(t["params_epochs"].to_list()):
         start = min(slots)
-        slots[slots.index(start)] = finish[number] = start + epochs + 1
+        slots[slots.index(start)] = finish[number] = start + epochs
     expected = sorted(finish, key=lambda n: (finish[n], n))
     assert t.sort("completion_order")["number"].to_list() == expected
     assert expected != sorted(expected)  # the case is meaningful: completion order differs from start order
@@ -253,10 +270,10 @@ def test_failures_within_the_limit_do_not_stop_the_study(tmp_path: Path) -> None
 
 def test_a_trial_that_cannot_start_or_reports_nothing_fails(tmp_path: Path) -> None:
     class Flaky(SimulatedBackend):
-        def start(self, spec: LaunchSpec) -> RunningJob:
+        def create(self, spec: LaunchSpec) -> RunningJob:
             if spec.name.endswith("-t1"):
                 raise RuntimeError("quota exceeded")
-            return super().start(spec)
+            return super().create(spec)
 
     result = tune(tmp_path, make_spec(maxTrialCount=3), Flaky(curve))
     assert result.trials["state"].to_list() == ["Succeeded", "Failed", "Succeeded"]
@@ -288,6 +305,7 @@ def test_stop_order_goal_before_failed_limit_before_budget(tmp_path: Path) -> No
     r = tune(tmp_path, make_spec(objective=goal, maxFailedTrialCount=0),
              _scripted([("ok", 2, 0.1), ("fail", 2, 0.0)]), "a")
     assert r.stop_reason is StopReason.GOAL_REACHED and r.succeeded
+    assert r.trials["state"].to_list() == ["Succeeded", "Failed"]  # both ended in that one round of polls
     # same poll: the budget is used up while the failed limit is exceeded -> failed wins
     r = tune(tmp_path, make_spec(maxTrialCount=2, maxFailedTrialCount=0),
              _scripted([("ok", 2, 0.5), ("fail", 2, 0.0)]), "b")
@@ -301,10 +319,11 @@ def test_reaching_the_goal_kills_running_trials(tmp_path: Path) -> None:
     goal = {"type": "maximize", "goal": 0.9, "objectiveMetricName": "val_loss",
             "metricStrategies": [{"name": "val_loss", "value": "latest"}]}
     backend = _scripted([("ok", 8, 0.5), ("ok", 2, 0.95), ("ok", 8, 0.5), ("ok", 2, 0.5)])
-    r = tune(tmp_path, make_spec(objective=goal, parallelTrialCount=3), backend)
+    spec = make_spec(objective=goal, parallelTrialCount=3)
+    r = tune(tmp_path, spec, backend)
     assert r.stop_reason is StopReason.GOAL_REACHED
     assert r.trials["state"].to_list() == ["Killed", "Succeeded", "Killed"]
-    assert backend.cancelled == ["tune-demo-t0", "tune-demo-t2"]
+    assert backend.cancelled == names(spec, base_launch(tmp_path / "a"), [0, 2])
     assert "experiment stopped: ExperimentGoalReached" in r.trials["message"][0]
     assert r.best_value == 0.95  # latest, although an earlier epoch reported 1.95
 
@@ -331,69 +350,109 @@ def test_median_stop_prunes_and_cancels_laggards(tmp_path: Path) -> None:
     assert t.filter(t["name"] == r.best_trial)["intermediate_count"].item() == 10
 
 
+class Wrapped(RunningJob):
+    """A job whose status reads go through ``hook`` first (to interrupt the step at a chosen poll)."""
+
+    def __init__(self, job: RunningJob, hook: Any) -> None:
+        self.job, self.hook, self.name, self.attempt = job, hook, job.name, job.attempt
+
+    @property
+    def policy(self) -> WaitPolicy:
+        return self.job.policy
+
+    def status(self) -> JobStatus:
+        self.hook()
+        return self.job.status()
+
+    def cancel(self) -> None:
+        self.job.cancel()
+
+    def logs(self) -> str:
+        return self.job.logs()
+
+
 def test_interrupt_cancels_running_trials_and_records_them(tmp_path: Path) -> None:
     class Interrupting(SimulatedBackend):
         polls = 0
 
-        def start(self, spec: LaunchSpec) -> RunningJob:
-            job = super().start(spec)
-            outer = self
+        def create(self, spec: LaunchSpec) -> RunningJob:
+            return Wrapped(super().create(spec), self.poll)
 
-            class Wrapped(RunningJob):
-                name = job.name
+        def poll(self) -> None:
+            self.polls += 1
+            if self.polls == 5:
+                raise KeyboardInterrupt
 
-                def status(self) -> JobStatus:
-                    outer.polls += 1
-                    if outer.polls == 5:
-                        raise KeyboardInterrupt
-                    return job.status()
-
-                def cancel(self) -> None:
-                    job.cancel()
-
-                def logs(self) -> str:
-                    return job.logs()
-
-            return Wrapped()
-
+    spec = make_spec()
     backend = Interrupting(curve)
     storage = optuna.storages.InMemoryStorage()
     with pytest.raises(KeyboardInterrupt):
-        tune(tmp_path, make_spec(), backend, storage=storage, study_name="s")
-    assert sorted(backend.cancelled) == ["tune-demo-t0", "tune-demo-t1"]
+        tune(tmp_path, spec, backend, storage=storage, study_name="s")
+    assert sorted(backend.cancelled) == [trial_name("s", 0), trial_name("s", 1)]  # a given study name is kept
     trials = optuna.load_study(study_name="s", storage=storage).get_trials()
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL]
     assert {t.user_attrs["result"]["state"] for t in trials} == {"Killed"}
+    assert {t.user_attrs["result"]["message"] for t in trials} == {"tuning step interrupted"}
 
 
-def test_a_retried_step_resumes_the_study_and_adopts_running_trials(tmp_path: Path) -> None:
+def test_a_crashed_step_leaves_trials_running_and_the_retry_adopts_them(tmp_path: Path) -> None:
     spec = make_spec(maxTrialCount=4)
-    out = tmp_path / "a"
-    base = base_launch(out)
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
-    # a previous attempt died with trial 0 finished and trial 1 still running
-    study = optuna.create_study(storage=url, study_name="resume", direction="minimize")
-    from components.tuning.optuna_engine import distributions
+    base = base_launch(tmp_path / "a")
+    storage = open_storage(default_storage_url(str(tmp_path / "a")))  # the retry finds the same study on disk
+    backend = SimulatedBackend(curve)  # the platform: jobs outlive the step that started them
 
-    t0 = study.ask(distributions(spec))
-    t0.set_user_attr("trial", {"name": "tune-demo-t0", "output_uri": "x"})
-    t0.set_user_attr("result", {"state": "Succeeded", "completion_order": 1, "duration_s": 1.0, "message": "",
-                                "value": 0.5})
-    study.tell(t0, 0.5)
-    t1 = study.ask(distributions(spec))
-    t1.report(3.0, 1)
-    backend = SimulatedBackend(curve)
-    # the job of trial 1 is still running on the cluster: the backend knows it and adopts it by name
-    running = backend.start(LaunchSpec.parse({**base.model_dump(), "name": "tune-demo-t1", "output_uri": str(
-        out / "runs" / "trials" / "tune-demo-t1"), "trainer_config": merge_params(base.trainer_config, t1.params)}))
-    running.status()
-    result = run_tuning(spec, base, backend, output_dir=str(out), storage_url=url, study_name="resume",
-                        clock=ManualClock().clock(), poll_interval_s=1.0)
-    assert result.trials["name"].to_list() == [f"tune-demo-t{i}" for i in range(4)]
-    assert backend.started == ["tune-demo-t1", "tune-demo-t2", "tune-demo-t3"]  # t1 adopted, not restarted
+    def evicted(n: int) -> None:
+        if n == 4:  # sleeps: 0 s after the starts, then 1 s per poll; the crash comes before the 3rd poll
+            raise SimulatedCrash("step pod evicted")
+
+    with pytest.raises(SimulatedCrash):
+        tune(tmp_path, spec, backend, storage=storage, clock=ManualClock(evicted).clock())
+    study = optuna.load_study(study_name=study_of(spec, base), storage=storage)
+    assert [t.state for t in study.get_trials()] == [TrialState.RUNNING] * 2 and backend.cancelled == []
+    reported_before = {t.number: dict(t.intermediate_values) for t in study.get_trials()}
+    assert all(len(v) == 2 for v in reported_before.values())  # two epochs each before the crash
+
+    result = tune(tmp_path, spec, backend, storage=storage)
+    assert backend.started == names(spec, base, range(4))  # trials 0 and 1 adopted, never started twice
     assert result.trials["state"].to_list() == ["Succeeded"] * 4
-    assert result.trials["intermediate_count"][1] == 5  # step 1 was reported before, the rest after adoption
-    assert result.trials["completion_order"][0] == 1 and sorted(result.trials["completion_order"]) == [1, 2, 3, 4]
+    assert result.trials["intermediate_count"].to_list() == [5] * 4  # reported before and after adoption alike
+    assert sorted(result.trials["completion_order"].to_list()) == [1, 2, 3, 4]
+    finished = optuna.load_study(study_name=study_of(spec, base), storage=storage).get_trials()
+    for number, values in reported_before.items():
+        assert values.items() <= finished[number].intermediate_values.items()
+
+
+def test_a_study_that_ended_in_failure_is_retried_as_its_next_attempt(tmp_path: Path) -> None:
+    spec, base = make_spec(maxTrialCount=4, maxFailedTrialCount=1), base_launch(tmp_path / "a")
+    storage = optuna.storages.InMemoryStorage()  # the storage both runs share
+    broken = {"on": True}
+
+    def objective(cfg: dict[str, Any]) -> list[float]:
+        if broken["on"]:
+            raise SimulatedFailure("node pool out of memory", epochs=1, curve=[1.0])
+        return curve(cfg)
+
+    backend = SimulatedBackend(objective)
+    failed, history = run_tuning(spec, base, backend, storage=storage, storage_label="test",
+                                 clock=ManualClock().clock())
+    assert failed.stop_reason is StopReason.MAX_FAILED_TRIALS and history == []
+    assert backend.started == names(spec, base, range(2))
+
+    broken["on"] = False  # the cause is fixed; KFP retries the step with the same storage
+    result, history = run_tuning(spec, base, backend, storage=storage, storage_label="test",
+                                 clock=ManualClock().clock())
+    assert result.succeeded and result.study_name == study_of(spec, base, 2)
+    assert history == [f"study attempt 1 {study_of(spec, base)}: ended ExperimentMaxFailedTrialsReached; "
+                       "starting the next attempt"]
+    assert backend.started[2:] == names(spec, base, range(4), attempt=2)  # new jobs, new names
+    assert result.trials["state"].to_list() == ["Succeeded"] * 4
+
+    # a third run finds a study that succeeded: resumed, nothing runs again
+    again, history = run_tuning(spec, base, backend, storage=storage, storage_label="test",
+                                clock=ManualClock().clock())
+    assert history == [history[0], f"study attempt 2 {study_of(spec, base, 2)}: resumed "
+                                   "(last stop: ExperimentMaxTrialsReached)"]
+    assert len(backend.started) == 6 and again.trials.equals(result.trials)
 
 
 def test_parameters_that_do_not_fit_the_trainer_config_fail_before_any_trial(tmp_path: Path) -> None:
@@ -405,35 +464,57 @@ def test_parameters_that_do_not_fit_the_trainer_config_fail_before_any_trial(tmp
     assert backend.started == []
 
 
+class Stuck(RunningJob):
+    def __init__(self, name: str, deadline_s: float) -> None:
+        self.name, self.cancelled = name, False
+        self._policy = WaitPolicy(poll_interval_s=10, deadline_s=deadline_s)
+
+    @property
+    def policy(self) -> WaitPolicy:
+        return self._policy
+
+    def status(self) -> JobStatus:
+        return JobStatus(JobPhase.CANCELLED if self.cancelled else JobPhase.RUNNING)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def logs(self) -> str:
+        return ""
+
+
+class StuckBackend(TrainingBackend):
+    def __init__(self) -> None:
+        self.jobs: list[Stuck] = []
+
+    @classmethod
+    def from_config(cls, cfg: LaunchConfig, **kw: Any) -> Self:
+        raise NotImplementedError
+
+    def attempts(self, spec: LaunchSpec) -> list[RunningJob]:
+        return [j for j in self.jobs if j.name == spec.name]
+
+    def create(self, spec: LaunchSpec) -> RunningJob:
+        self.jobs.append(Stuck(spec.name, spec.timeout_s))
+        return self.jobs[-1]
+
+
 def test_trial_deadline_fails_a_stuck_trial(tmp_path: Path) -> None:
-    class Stuck(RunningJob):
-        name = "stuck"
-        cancelled = False
-
-        def status(self) -> JobStatus:
-            return JobStatus(JobPhase.CANCELLED if self.cancelled else JobPhase.RUNNING)
-
-        def cancel(self) -> None:
-            self.cancelled = True
-
-        def logs(self) -> str:
-            return ""
-
-    class StuckBackend(TrainingBackend):
-        def __init__(self) -> None:
-            self.jobs: list[Stuck] = []
-
-        def start(self, spec: LaunchSpec) -> RunningJob:
-            self.jobs.append(Stuck())
-            return self.jobs[-1]
-
-    base = LaunchSpec.parse({**base_launch(tmp_path / "a").model_dump(), "timeout_s": 30})
+    base = base_launch(tmp_path / "a").model_copy(update={"timeout_s": 30})
     backend = StuckBackend()
-    r = tune(tmp_path, make_spec(maxTrialCount=2, maxFailedTrialCount=2), backend, base=base, poll_interval_s=10)
+    r = tune(tmp_path, make_spec(maxTrialCount=2, maxFailedTrialCount=2), backend, base=base)
     assert r.trials["state"].to_list() == ["Failed", "Failed"]
-    assert all(j.cancelled for j in backend.jobs)
-    assert "deadline of 30s exceeded" in r.trials["message"][0]
-    assert r.trials["duration_s"].to_list() == [40.0, 40.0]
+    assert all(j.cancelled for j in backend.jobs) and len(backend.jobs) == 2
+    assert "did not finish within 30s (last phase Running) and was cancelled" in r.trials["message"][0]
+    assert r.trials["duration_s"].to_list() == [30.0, 30.0]
+
+
+def test_the_study_deadline_kills_running_trials_and_counts_as_a_failure(tmp_path: Path) -> None:
+    backend = SimulatedBackend(lambda cfg: [1.0] * 100)
+    r = tune(tmp_path, make_spec(), backend, timeout_s=10)
+    assert r.stop_reason is StopReason.DEADLINE and not r.succeeded
+    assert r.trials["state"].to_list() == ["Killed", "Killed"] and sorted(backend.cancelled) == backend.started
+    assert r.trials["duration_s"].to_list() == [10.0, 10.0]
 
 
 # ---------------------------------------------------------------- real processes, real time
@@ -453,6 +534,10 @@ for epoch in range(1, cfg["epochs"] + 1):
 class ProcessJob(RunningJob):
     def __init__(self, name: str, proc: subprocess.Popen[bytes], backend: ProcessBackend) -> None:
         self.name, self.proc, self.backend = name, proc, backend
+
+    @property
+    def policy(self) -> WaitPolicy:
+        return WaitPolicy(poll_interval_s=0.05, deadline_s=60)
 
     def status(self) -> JobStatus:
         code = self.proc.poll()
@@ -478,7 +563,14 @@ class ProcessBackend(TrainingBackend):
         self.begun: dict[str, float] = {}
         self.ended: dict[str, float] = {}
 
-    def start(self, spec: LaunchSpec) -> RunningJob:
+    @classmethod
+    def from_config(cls, cfg: LaunchConfig, **kw: Any) -> Self:
+        raise NotImplementedError
+
+    def attempts(self, spec: LaunchSpec) -> list[RunningJob]:
+        return [self.jobs[spec.name]] if spec.name in self.jobs else []
+
+    def create(self, spec: LaunchSpec) -> RunningJob:
         proc = subprocess.Popen([sys.executable, "-c", TRIAL_SCRIPT, json.dumps(spec.trainer_config),
                                  local_path(spec.output_uri)], env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
         self.jobs[spec.name] = ProcessJob(spec.name, proc, self)
@@ -486,6 +578,7 @@ class ProcessBackend(TrainingBackend):
         return self.jobs[spec.name]
 
 
+@pytest.mark.slow
 def test_parallel_subprocess_trials_complete_in_real_finishing_order(tmp_path: Path) -> None:
     spec = make_spec(
         algorithm={"algorithmName": "grid", "algorithmSettings": [{"name": "random_state", "value": "1"}]},
@@ -493,7 +586,8 @@ def test_parallel_subprocess_trials_complete_in_real_finishing_order(tmp_path: P
         parameters=[{"name": "speed", "parameterType": "categorical", "feasibleSpace": {"list": ["slow", "fast"]}}],
     )
     backend = ProcessBackend()
-    r = run_tuning(spec, base_launch(tmp_path, epochs=3), backend, output_dir=str(tmp_path), poll_interval_s=0.05)
+    r, _ = run_tuning(spec, base_launch(tmp_path, epochs=3), backend, storage=optuna.storages.InMemoryStorage(),
+                      storage_label="memory")  # the real clock
     t = r.trials
     assert t["state"].to_list() == ["Succeeded", "Succeeded"]
     by_speed = {row["params_speed"]: row for row in t.iter_rows(named=True)}

@@ -1,8 +1,8 @@
-"""Tuning outputs: trials table, typed best parameters, offline optimization history, and the step's run logic."""
+"""Tuning outputs: the trials table, the typed best parameters, the summary, and the history page (Optuna's own
+plotly figures, self-contained: plotly.js inlined once, nothing fetched)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -14,21 +14,18 @@ from typing import Any
 import optuna
 import polars as pl
 import pytest
+from plotly.offline import get_plotlyjs
 
 from components._core.config import ConfigError
 from components._core.signals import on_sigterm
-from components._core.waiting import Clock, ManualClock
 from components.training.launch import LaunchSpec
-from components.tuning.optuna_engine import StopReason, TuningResult, run_tuning
+from components.tuning.engine import run_tuning
 from components.tuning.params import BestParams
-from components.tuning.report import history_html, write_reports, write_trials_table
-from components.tuning.run import StorageConfig, TuningFailed, resolve_storage_url, run_step
-from components.tuning.simulate import SimulatedBackend, SimulatedFailure
-
-
-def clock() -> Clock:
-    return ManualClock().clock()
-
+from components.tuning.report import FILES, _figures, history_html, write_reports, write_trials_table
+from components.tuning.results import StopReason, TuningResult, tuning_result
+from components.tuning.spec import TuningSpec
+from tests.fakes.clock import ManualClock
+from tests.fakes.learning_curves import SimulatedBackend, SimulatedFailure
 
 SPEC: dict[str, Any] = {
     "objective": {"type": "maximize", "objectiveMetricName": "val_accuracy"},
@@ -43,6 +40,8 @@ SPEC: dict[str, Any] = {
     "earlyStopping": {"algorithmSettings": [{"name": "min_trials_required", "value": "2"},
                                             {"name": "start_step", "value": "2"}]},
 }
+FIGURE_TITLES = ["Optimization History Plot", "Intermediate Values Plot", "Parallel Coordinate Plot",
+                 "Hyperparameter Importances"]
 
 
 def accuracy(cfg: dict[str, Any]) -> list[float]:
@@ -55,11 +54,21 @@ def base(tmp_path: Path) -> LaunchSpec:
                              "data_uri": "unused", "output_uri": str(tmp_path / "runs"), "world_size": 1})
 
 
+def study(tmp_path: Path, backend: SimulatedBackend, **spec: Any) -> TuningResult:
+    result, _ = run_tuning(TuningSpec.parse({**SPEC, **spec}), base(tmp_path), backend,
+                           storage=optuna.storages.InMemoryStorage(), storage_label="memory",
+                           clock=ManualClock().clock())
+    return result
+
+
 @pytest.fixture(scope="module")
 def result(tmp_path_factory: pytest.TempPathFactory) -> TuningResult:
-    tmp = tmp_path_factory.mktemp("study")
-    return run_tuning(SPEC, base(tmp), SimulatedBackend(accuracy, metric="val_accuracy"), output_dir=str(tmp),
-                      storage=optuna.storages.InMemoryStorage(), clock=clock(), poll_interval_s=1)
+    return study(tmp_path_factory.mktemp("study"), SimulatedBackend(accuracy, metric="val_accuracy"))
+
+
+def test_the_fixture_study_has_every_kind_of_finished_trial(result: TuningResult) -> None:
+    assert result.stop_reason is StopReason.MAX_TRIALS and result.trials.height == 6
+    assert result.counts()["Succeeded"] >= 2 and result.counts()["EarlyStopped"] >= 1
 
 
 def test_trials_table_round_trips_as_csv_and_parquet(result: TuningResult, tmp_path: Path) -> None:
@@ -70,18 +79,21 @@ def test_trials_table_round_trips_as_csv_and_parquet(result: TuningResult, tmp_p
     assert parquet.schema["params_hidden"] == pl.Int64 and parquet.schema["params_batch_size"] == pl.Int64
     assert parquet.schema["params_lr"] == pl.Float64 and parquet.schema["params_optimizer.name"] == pl.String
     csv = pl.read_csv(tmp_path / "t.csv")
-    assert csv["name"].to_list() == [f"tune-report-t{i}" for i in range(6)]
+    assert csv["name"].to_list() == result.trials["name"].to_list()
+    assert all(n.endswith(f"-t{i}") for i, n in enumerate(csv["name"].to_list()))
     assert csv["state"].to_list() == result.trials["state"].to_list()
     with pytest.raises(ValueError, match=r"\.csv or \.parquet"):
         write_trials_table(result, str(tmp_path / "t.jsonl"))
 
 
 def test_best_params_are_a_typed_output_the_training_step_applies(result: TuningResult, tmp_path: Path) -> None:
-    paths = write_reports(result, str(tmp_path), renderer="svg")
+    paths = write_reports(result, str(tmp_path))
+    assert set(paths) == set(FILES) and all(Path(p).is_file() for p in paths.values())
     best = BestParams.parse(json.loads(Path(paths["best_params"]).read_text()))
     best_row = result.trials.filter(pl.col("state") == "Succeeded").sort("value", descending=True).row(0, named=True)
     assert best.value == best_row["value"] and best.trial_name == best_row["name"]
     assert best.direction == "maximize" and best.objective_metric_name == "val_accuracy"
+    assert best.study_name == result.study_name
     assert best.params == {"lr": best_row["params_lr"], "hidden": best_row["params_hidden"],
                            "batch_size": best_row["params_batch_size"],
                            "optimizer.name": best_row["params_optimizer.name"]}
@@ -91,74 +103,85 @@ def test_best_params_are_a_typed_output_the_training_step_applies(result: Tuning
     assert trainer["lr"] == best.params["lr"] and trainer["epochs"] == 6
     summary = json.loads(Path(paths["summary"]).read_text())
     assert summary["stop_reason"] == "ExperimentMaxTrialsReached" and summary["best_params"] == best.params
+    assert summary["succeeded"] is True and summary["counts"] == result.counts()
     with pytest.raises(ConfigError, match=r"BestParams\.value"):
         BestParams.parse({**best.model_dump(), "value": "nan"})
 
 
-def _offline(page: str) -> None:
-    """No tag loads anything from elsewhere (plotly.js itself mentions map-tile URLs it never loads here)."""
-    assert not re.search(r"""<(script|link|img|iframe|object|embed)[^>]+(src|href|data)=""", page, re.I)
+def test_metrics_count_trials_by_state_and_epochs(result: TuningResult) -> None:
+    m = result.metrics()
+    counts = result.counts()
+    assert m["trials"] == 6 and m["trials_succeeded"] == counts["Succeeded"]
+    assert m["trials_early_stopped"] == counts["EarlyStopped"] and m["trials_failed"] == counts["Failed"] == 0
+    assert m["epochs_run"] == result.trials["intermediate_count"].sum() < 6 * 6  # pruning saved epochs
+    assert m["best_val_accuracy"] == result.best_value
 
 
-def test_svg_history_renders_offline_and_shows_every_finished_trial(result: TuningResult) -> None:
-    page = history_html(result, renderer="svg")
-    _offline(page)
-    assert re.findall(r"https?://[^\s\"']+", page) == ["http://www.w3.org/2000/svg"]
-    assert page.count("<circle") == result.trials.filter(pl.col("value").is_not_null()).height
-    assert page.count('fill="none" stroke="#1f77b4"') == (result.trials["state"] == "EarlyStopped").sum()
-    assert "<path d=\"M" in page and "val_accuracy" in page and result.study_name in page
-    assert history_html(result, renderer="svg") == page  # deterministic
+def _outside_plotly_js(page: str) -> str:
+    """The page without the inlined plotly.js (which must be there exactly once)."""
+    js = get_plotlyjs()
+    assert page.count(js) == 1, "plotly.js must be inlined exactly once"
+    return page.replace(js, "")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("plotly") is None, reason="plotly not installed")
-def test_plotly_history_inlines_plotly_js(result: TuningResult) -> None:
-    page = history_html(result, renderer="plotly")
-    _offline(page)
-    assert "Plotly.newPlot" in page and len(page) > 1_000_000  # plotly.js is inlined, not fetched
-    assert history_html(result, renderer="auto")[:200] == page[:200]
+def test_history_page_is_self_contained(result: TuningResult) -> None:
+    page = history_html(result)
+    rest = _outside_plotly_js(page)
+    # nothing is loaded from elsewhere: no tag with a source, no URL at all outside plotly.js itself
+    assert not re.search(r"<(script|link|img|iframe|object|embed)[^>]+(src|href|data)\s*=", page, re.I)
+    assert re.findall(r"(?:https?:)?//[\w.-]+\.\w+", rest) == []
+    assert "cdn" not in rest.lower() and "require(" not in rest
+    assert rest.count("<script") == 1 + len(FIGURE_TITLES)  # the plotly.js block and one per figure
+    assert history_html(result) == page  # deterministic: same trials, same page
 
 
-def test_storage_url_resolution_keeps_passwords_out_of_parameters(tmp_path: Path) -> None:
-    assert resolve_storage_url(StorageConfig(), str(tmp_path)) == f"sqlite:///{tmp_path}/study.db"
-    pg = StorageConfig(url="postgresql+psycopg://tuner@db.ns.svc:5432/optuna")
-    assert resolve_storage_url(pg, str(tmp_path), env={"TUNING_DB_PASSWORD": "s3cr/t"}) == \
-        "postgresql+psycopg://tuner:s3cr%2Ft@db.ns.svc:5432/optuna"
-    assert resolve_storage_url(pg, str(tmp_path), env={}) == "postgresql+psycopg://tuner@db.ns.svc:5432/optuna"
-    secret = tmp_path / "password"
-    secret.write_text("from-file\n")
-    from_file = StorageConfig(url=pg.url, password_file=str(secret))
-    assert resolve_storage_url(from_file, str(tmp_path), env={"TUNING_DB_PASSWORD": "env"}) == \
-        "postgresql+psycopg://tuner:from-file@db.ns.svc:5432/optuna"
-    with pytest.raises(ConfigError, match=r"StorageConfig\.url: .*must not contain a password"):
-        StorageConfig.parse({"url": "postgresql://tuner:hunter2@db/optuna"})
-    with pytest.raises(ConfigError, match=r"StorageConfig\.url: .*scheme 'mysql' is not supported"):
-        StorageConfig.parse({"url": "mysql://tuner@db/optuna"})
-    with pytest.raises(ConfigError, match=r"StorageConfig\.password_env"):
-        StorageConfig.parse({"password_env": "NOT-AN-ENV"})
+def test_history_page_shows_optunas_figures_of_the_finished_trials(result: TuningResult) -> None:
+    page = _outside_plotly_js(history_html(result))
+    assert page.count("Plotly.newPlot(") == len(FIGURE_TITLES)
+    for title in FIGURE_TITLES:
+        assert f'"text":"{title}"' in page
+    assert result.study_name in page and "val_accuracy" in page and "ExperimentMaxTrialsReached" in page
+    assert f"<title>Tuning: {result.study_name}</title>" in page
+    figures = {f.layout.title.text: f for f in _figures(result)}
+    assert list(figures) == FIGURE_TITLES
+    history = figures["Optimization History Plot"]
+    complete = result.trials.filter(pl.col("state") == "Succeeded")
+    points = next(t for t in history.data if t.mode == "markers")
+    assert sorted(points.x) == complete["number"].to_list()  # one point per complete trial
+    assert sorted(points.y) == sorted(complete["value"].to_list())
+    curves = figures["Intermediate Values Plot"].data
+    assert len(curves) == result.trials.height  # every finished trial's curve, pruned ones too
+    assert sorted(len(c.x) for c in curves) == sorted(result.trials["intermediate_count"].to_list())
+    summary = json.loads(re.search(r"<pre>(.*)</pre>", page, re.S).group(1).replace("&quot;", '"'))  # type: ignore[union-attr]
+    assert summary == json.loads(json.dumps(result.to_metadata()))
 
 
-def test_run_step_writes_outputs_and_the_best_trainer_config(tmp_path: Path) -> None:
-    cfg = {"spec": SPEC, "poll_interval_s": 1, "renderer": "svg"}
-    r = run_step(cfg, base(tmp_path), SimulatedBackend(accuracy, metric="val_accuracy"), str(tmp_path),
-                 clock=clock())
-    assert r.succeeded and r.stop_reason is StopReason.MAX_TRIALS
-    names = {"trials.csv", "trials.parquet", "summary.json", "optimization_history.html", "best_params.json",
-             "best_trainer_config.json", "study.db"}
-    assert names <= set(os.listdir(tmp_path))
-    trainer = json.loads((tmp_path / "best_trainer_config.json").read_text())
-    assert r.best() is not None and trainer == r.best().apply(base(tmp_path).trainer_config)  # type: ignore[union-attr]
-
-
-def test_run_step_fails_after_writing_reports_when_too_many_trials_fail(tmp_path: Path) -> None:
+def test_history_page_of_a_small_or_failed_study_leaves_out_what_it_cannot_plot(tmp_path: Path) -> None:
     def fails(cfg: dict[str, Any]) -> list[float]:
         raise SimulatedFailure("diverged", accuracy(cfg), epochs=1)
 
-    with pytest.raises(TuningFailed, match="ExperimentMaxFailedTrialsReached") as err:
-        run_step({"spec": SPEC, "poll_interval_s": 1, "renderer": "svg"}, base(tmp_path),
-                 SimulatedBackend(fails, metric="val_accuracy"), str(tmp_path), clock=clock())
-    assert err.value.result.counts()["Failed"] == 2
-    assert (tmp_path / "trials.csv").exists() and (tmp_path / "optimization_history.html").exists()
-    assert not (tmp_path / "best_params.json").exists() and not (tmp_path / "best_trainer_config.json").exists()
+    failed = study(tmp_path, SimulatedBackend(fails, metric="val_accuracy"), parallelTrialCount=1)
+    assert failed.stop_reason is StopReason.MAX_FAILED_TRIALS and failed.best() is None
+    page = _outside_plotly_js(history_html(failed))
+    assert page.count("Plotly.newPlot(") == 2  # history and intermediate values; nothing complete to compare
+    assert "Parallel Coordinate Plot" not in page and "ExperimentMaxFailedTrialsReached" in page
+    paths = write_reports(failed, str(tmp_path / "out"))
+    assert "best_params" not in paths and not (tmp_path / "out" / "best_params.json").exists()
+    assert pl.read_parquet(paths["trials_parquet"])["state"].to_list() == ["Failed", "Failed"]
+
+
+def test_history_page_of_trials_without_intermediate_values(result: TuningResult) -> None:
+    """Katib reports one observation per trial: no intermediate values plot, the rest as usual."""
+    spec = result.spec
+    trials = [optuna.trial.create_trial(state=t.state, value=t.value, params=t.params, distributions=t.distributions,
+                                        user_attrs=t.user_attrs) for t in result.frozen_trials]
+    for number, t in enumerate(trials):
+        t.number = number
+    katib_like = tuning_result(spec, study_name="katib-x", storage="katib", stop_reason=StopReason.MAX_TRIALS,
+                               trials=trials)
+    page = _outside_plotly_js(history_html(katib_like))
+    assert page.count("Plotly.newPlot(") == 3 and "Intermediate Values Plot" not in page
+    assert katib_like.best_value == result.best_value
 
 
 def test_sigterm_becomes_system_exit_and_is_restored() -> None:
