@@ -21,6 +21,8 @@ import pyarrow.parquet as pq
 TableFormat = Literal["auto", "csv", "parquet", "jsonl"]
 _SUFFIX_FORMAT = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl",
                   ".json": "jsonl"}
+COMPRESSION_SUFFIXES = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd"}
+COMPRESSION_MAGIC = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd"}
 
 
 class ArtifactError(ValueError):
@@ -43,22 +45,46 @@ def local_path(uri: str) -> str:
     return uri[len("file://"):] if uri.startswith("file://") else uri
 
 
+def _data_suffix(path: str) -> str:
+    """The format suffix of a file name, behind a compression suffix if any (``a.csv.gz`` -> ``.csv``)."""
+    name = Path(path)
+    if name.suffix.lower() in COMPRESSION_SUFFIXES:
+        name = Path(name.stem)
+    return name.suffix.lower()
+
+
+def compression_of(path: str, fs: fsspec.AbstractFileSystem | None = None) -> str | None:
+    """``gzip`` or ``zstd`` from the name's suffix, else from the file's first bytes (when ``fs`` is given);
+    None for an uncompressed file. A compressed file named ``.csv`` is recognised by its magic bytes."""
+    suffix = Path(path).suffix.lower()
+    if suffix in COMPRESSION_SUFFIXES:
+        return COMPRESSION_SUFFIXES[suffix]
+    if fs is None or not fs.isfile(path):
+        return None
+    with fs.open(path, "rb") as fh:
+        head = fh.read(4)
+    return next((kind for magic, kind in COMPRESSION_MAGIC.items() if head.startswith(magic)), None)
+
+
 def format_of(path: str, declared: TableFormat = "auto", fs: fsspec.AbstractFileSystem | None = None) -> str:
-    """The table format of ``path``: the declared one, else from the suffix, else sniffed (Parquet magic).
+    """The table format of ``path``: the declared one, else from the suffix (behind ``.gz`` / ``.zst``), else
+    sniffed (Parquet magic).
 
     KFP artifact paths carry no suffix, so a suffix-less Parquet file is recognised by its ``PAR1`` header.
     """
     if declared != "auto":
         return declared
-    suffix = Path(path).suffix.lower()
+    suffix = _data_suffix(path)
     if suffix in _SUFFIX_FORMAT:
         return _SUFFIX_FORMAT[suffix]
-    if fs is not None and not suffix and fs.isfile(path):
+    compressed = compression_of(path, fs)
+    if fs is not None and not suffix and not compressed and fs.isfile(path):
         with fs.open(path, "rb") as fh:
             if fh.read(4) == b"PAR1":
                 return "parquet"
-    raise ArtifactError(f"cannot infer the format of {path!r}: use one of {sorted(_SUFFIX_FORMAT)} "
-                        "or declare the format")
+    what = f"{compressed}-compressed file" if compressed else "file"
+    raise ArtifactError(f"cannot infer the format of {what} {path!r}: use one of {sorted(_SUFFIX_FORMAT)} "
+                        "(optionally followed by .gz / .zst) or declare the format")
 
 
 def data_files(uri: str, declared: TableFormat = "auto") -> tuple[list[str], str]:
@@ -74,7 +100,8 @@ def data_files(uri: str, declared: TableFormat = "auto") -> tuple[list[str], str
     if fs.isdir(path):
         files = sorted(p for p in fs.find(path) if not Path(p).name.startswith((".", "_")))
         if declared == "auto":
-            files = [p for p in files if Path(p).suffix.lower() in _SUFFIX_FORMAT or not Path(p).suffix]
+            files = [p for p in files if _data_suffix(p) in _SUFFIX_FORMAT or not Path(p).suffix
+                     or Path(p).suffix.lower() in COMPRESSION_SUFFIXES]
         if not files:
             raise ArtifactError(f"folder {uri} holds no data files")
         formats = {format_of(p, declared, fs) for p in files}

@@ -3,7 +3,7 @@
 Rows, dtypes, cast failure counts and errors follow the polars engine (``tests/unit/test_ingestion_duckdb.py``
 checks them against each other):
 
-* Sources are the tables ``polars_engine.open_table`` resolved: CSV and JSON lines are read with the polars
+* Sources are the tables ``sources.open_table`` resolved: CSV and JSON lines are read with the polars
   schema (no DuckDB sniffing), Parquet columns are cast to it. Every step's dtypes are the polars plan's
   (``plan_schemas``; derived and aggregate columns are cast to them), so the written schema is the polars
   engine's; datetimes are microsecond UTC (the session time zone is UTC).
@@ -12,11 +12,15 @@ checks them against each other):
   differ at the edges (``CAST(1.5 AS INT)`` rounds in DuckDB, truncates in polars; DuckDB has no ``initcap``).
   As in polars, ``/`` is true division, division by zero gives inf / NaN, and ``% 0`` is null. SQL DuckDB
   cannot bind fails before any work with a ``TransformError`` naming the transform.
-* ``cast``: string -> int64 / float64 / bool, ISO dates and times without an offset, and the lossless numeric
-  and date conversions are SQL with polars' exact rules (whitespace trimmed; ``1.0`` is no int64, ``1_000``
-  no number); every other value goes through polars' own ``cast_expr`` in a vectorised Arrow UDF. Failures
-  are counted by one aggregate query per cast (an extra scan) before the write, so ``on_error="fail"`` raises
-  before anything is written.
+* ``cast`` follows the one rule of ``components._core.casts``: text -> int64 / float64 / bool / date, ISO
+  datetimes without an offset, and the numeric, boolean and midnight conversions are SQL mirroring it exactly
+  (whitespace trimmed; ``"1.0"`` and ``"1e3"`` are int64, ``"1.5"`` is not; ``1_000`` is no number); every
+  other value goes through the rule itself (polars) in a vectorised Arrow UDF. Failures are counted by one
+  aggregate query per cast (an extra scan) before the write, so ``on_error="fail"`` raises before anything is
+  written.
+* Row account: the rows parsed and the rows out of each count-changing transform are counted by queries run
+  before the write (``count(*)`` of the source is free for Parquet; counts at a cast's position ride on its
+  check query), and the output appears only when the account adds up.
 * ``dedupe`` follows input order (files in listed order, rows in file order) through ``row_number() OVER
   ()`` on the scan, which DuckDB numbers in scan order; nulls sort first, ties keep the earlier row.
 * ``aggregate``: sum of nothing is 0, count and n_unique skip nulls, min / max skip NaN unless all are NaN.
@@ -37,7 +41,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
@@ -45,17 +49,12 @@ import polars as pl
 import pyarrow as pa
 from duckdb.func import FunctionNullHandling, PythonUDFType
 
+from components._core import casts
 from components._core.artifacts import atomic_target, filesystem, is_local, local_path
 from components.ingestion import polars_engine
-from components.ingestion.polars_engine import (
-    BOOL_WORDS,
-    PL_TYPES,
-    EngineRun,
-    Table,
-    cast_expr,
-    diagnose,
-    raise_cast_failures,
-)
+from components.ingestion.account import SOURCE, EngineRun, RowAccount, Settle, changes_count, counted_stages, joined
+from components.ingestion.casting import arrow_cast, raise_cast_failures, target
+from components.ingestion.sources import Table, diagnose
 from components.ingestion.transforms import (
     JOIN_SUFFIX,
     Agg,
@@ -80,8 +79,9 @@ WHITESPACE_CLASS = "".join(f"\\x{{{ord(c):x}}}" for c in WHITESPACE)  # for an R
 INT_RE = r"[+-]?[0-9]+"  # what polars' non-strict string -> int64 cast accepts
 FLOAT_RE = r"[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|(?i:inf|infinity|nan))"
 # ISO dates and times polars and DuckDB read alike (years 1000-9999, no leap second or 24:00, <= 6 decimals)
-ISO_RE = (r"[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
-          r"([T ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?)?")
+DATE_RE = r"[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+ISO_RE = DATE_RE + r"([T ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?)?"
+INT64_LIMIT = "9223372036854775808.0"
 GLOB_CHARS = set("*?[")
 POLARS_ERRORS = (pl.exceptions.PolarsError, OSError, ValueError)
 _SIMPLE_TYPES: dict[type[pl.DataType], str] = {
@@ -154,54 +154,54 @@ def strip_sql(expr: str) -> str:
             f"ELSE {expr} END")
 
 
-def text_cast(text: str, to: str) -> str:
-    """SQL converting stripped text (a column reference: it is used twice) as ``cast_expr`` does.
+def _integral(expr: str) -> str:
+    """SQL: a DOUBLE ``expr`` as BIGINT when it is integral, finite and within int64, else NULL (the rule)."""
+    return (f"CASE WHEN isfinite({expr}) AND {expr} = floor({expr}) AND abs({expr}) < {INT64_LIMIT} "
+            f"THEN CAST({expr} AS BIGINT) END")
 
-    Exact for int64, float64 and bool. For date and datetime it covers ISO forms without an offset only: null
-    there means "not this form", and polars decides (``coalesce`` with the polars UDF).
+
+def text_cast(text: str, to: str) -> str:
+    """SQL converting stripped text (a column reference: it is used several times) by the cast rule.
+
+    Exact for int64, float64 and bool. For date and datetime it covers the plain ISO forms only (no offset,
+    seconds present): null there means "not this form", and the rule itself decides (``coalesce`` with the UDF).
     """
     if to == "bool":
-        true = ", ".join(literal(w) for w, v in BOOL_WORDS.items() if v)
-        false = ", ".join(literal(w) for w, v in BOOL_WORDS.items() if not v)
+        true = ", ".join(literal(w) for w in casts.TRUE_WORDS)
+        false = ", ".join(literal(w) for w in casts.FALSE_WORDS)
         return f"CASE WHEN lower({text}) IN ({true}) THEN true WHEN lower({text}) IN ({false}) THEN false END"
-    pattern, convert = {"int64": (INT_RE, f"TRY_CAST({text} AS BIGINT)"),
-                        "float64": (FLOAT_RE, f"TRY_CAST({text} AS DOUBLE)"),
+    if to == "int64":  # [+-]digits, or a float literal with an integral value
+        return (f"coalesce(CASE WHEN regexp_full_match({text}, {literal(INT_RE)}) THEN TRY_CAST({text} AS BIGINT) "
+                f"END, CASE WHEN regexp_full_match({text}, {literal(FLOAT_RE)}) THEN "
+                f"{_integral(f'TRY_CAST({text} AS DOUBLE)')} END)")
+    pattern, convert = {"float64": (FLOAT_RE, f"TRY_CAST({text} AS DOUBLE)"),
                         "datetime": (ISO_RE, f"CAST(TRY_CAST({text} AS TIMESTAMP) AS TIMESTAMPTZ)"),
-                        "date": (ISO_RE, f"CAST(TRY_CAST({text} AS TIMESTAMP) AS DATE)")}[to]
+                        "date": (DATE_RE, f"TRY_CAST({text} AS DATE)")}[to]
     return f"CASE WHEN regexp_full_match({text}, {literal(pattern)}) THEN {convert} END"
 
 
 def native_cast(expr: str, src: pl.DataType, to: str) -> str | None:
-    """SQL converting a non-string ``expr`` exactly as ``cast_expr`` does, or None when only polars can."""
-    target = PL_TYPES[to]
-    if src == target:
+    """SQL converting a non-string ``expr`` exactly by the cast rule, or None when only the rule's UDF can."""
+    if src == target(to):
         return expr
     integer = isinstance(src, _INTEGERS) or src == pl.Boolean
+    number = isinstance(src, _INTEGERS) or src in (pl.Float32, pl.Float64)
+    naive_or_utc = src in (pl.Datetime("us"), pl.Datetime("us", "UTC"))
     if to == "int64" and integer:
         return f"TRY_CAST({expr} AS BIGINT)"
-    if to == "int64" and src.is_float():  # truncates; NaN, inf and out of range are null
-        return (f"CASE WHEN {expr} >= -9223372036854775808.0 AND {expr} < 9223372036854775808.0 "
-                f"THEN CAST(trunc({expr}) AS BIGINT) END")
+    if to == "int64" and src.is_float():  # only integral values
+        return _integral(f"CAST({expr} AS DOUBLE)")
     if to == "float64" and (integer or src == pl.Float32):
         return f"CAST({expr} AS DOUBLE)"
-    if (to == "string" and integer) or (to == "bool" and isinstance(src, _INTEGERS)):
-        return f"CAST({expr} AS {duck_type(target)})"
-    if to == "datetime" and (src == pl.Date or src in (pl.Datetime("us"), pl.Datetime("us", "UTC"))):
+    if to == "string" and integer:
+        return f"CAST({expr} AS VARCHAR)"
+    if to == "bool" and number:  # the numbers 1 and 0 only
+        return f"CASE WHEN {expr} = 1 THEN true WHEN {expr} = 0 THEN false END"
+    if to == "datetime" and (src == pl.Date or naive_or_utc):
         return f"CAST({expr} AS TIMESTAMPTZ)"  # the session time zone is UTC
-    if to == "date" and src in (pl.Datetime("us"), pl.Datetime("us", "UTC")):
-        return f"CAST({expr} AS DATE)"
+    if to == "date" and naive_or_utc:  # only at midnight
+        return f"CASE WHEN {expr} = date_trunc('day', {expr}) THEN CAST({expr} AS DATE) END"
     return None
-
-
-def polars_cast_udf(src: pl.DataType, to: str) -> Callable[[pa.Array], pa.Array]:
-    """An Arrow UDF applying polars' own ``cast_expr`` (for conversions SQL cannot reproduce exactly)."""
-    def convert(values: pa.Array) -> pa.Array:
-        series = pl.Series("v", values)
-        if series.dtype != src:
-            series = series.cast(src)
-        return pl.DataFrame([series]).select(cast_expr("v", src, to)).to_series().to_arrow()
-
-    return convert
 
 
 def _agg_sql(a: Agg, schema: pl.Schema, out: pl.DataType) -> str:
@@ -218,18 +218,39 @@ def _agg_sql(a: Agg, schema: pl.Schema, out: pl.DataType) -> str:
 
 
 @dataclass
+class Check:
+    """A query run before the write: per-column failures of a cast (count, example) and row counts."""
+
+    cast: tuple[int, Cast] | None
+    select: list[str]  # the cast's failure aggregates, then one count per key in ``counts``
+    source: str  # the CTE it reads (a scalar check: the last CTE its subqueries need, or "")
+    counts: list[str | int] = field(default_factory=list)  # account keys of the counts
+    scalar: bool = False  # ``select`` holds scalar subqueries: one row, no FROM
+
+
+@dataclass
 class Query:
     """The chain as SQL: named CTEs, ``s0`` the source and ``s{i+1}`` the table after transform i."""
 
     ctes: list[tuple[str, str]]
     columns: list[str]
-    checks: list[tuple[int, Cast, str]]
+    checks: list[Check]
     udfs: dict[str, tuple[Callable[[pa.Array], pa.Array], str, str]]  # name -> function, parameter, result
 
     def upto(self, name: str, select: str = "*") -> str:
         """SQL selecting ``select`` from the CTE ``name``."""
+        return f"{self.with_ctes(name)}\nSELECT {select} FROM {name}"
+
+    def with_ctes(self, name: str) -> str:
+        """The ``WITH`` clause defining the CTEs up to ``name``."""
         ctes = self.ctes[:[n for n, _ in self.ctes].index(name) + 1]
-        return "WITH " + ",\n".join(f"{n} AS ({sql})" for n, sql in ctes) + f"\nSELECT {select} FROM {name}"
+        return "WITH " + ",\n".join(f"{n} AS ({sql})" for n, sql in ctes)
+
+    def check_sql(self, check: Check) -> str:
+        """The SQL of a check."""
+        if not check.scalar:
+            return self.upto(check.source, ", ".join(check.select))
+        return f"{self.with_ctes(check.source) if check.source else ''}\nSELECT {', '.join(check.select)}"
 
     def output(self) -> str:
         return self.upto(self.ctes[-1][0], ", ".join(ident(c) for c in self.columns))
@@ -240,7 +261,7 @@ class Query:
         name = "".join(ch if ch.isalnum() else "_" for ch in name).lower()
         while name in self.udfs and self.udfs[name][1] != duck_type(src):  # same name from another type
             name += "_"
-        self.udfs[name] = (polars_cast_udf(src, to), duck_type(src), duck_type(PL_TYPES[to]))
+        self.udfs[name] = (arrow_cast(src, to), duck_type(src), duck_type(target(to)))
         return f"{name}({expr})"
 
 
@@ -321,12 +342,33 @@ def build(source: Table, transforms: Sequence[Transform], tables: Mapping[int, T
             sql = f"SELECT {by}, {aggs} FROM {prev} GROUP BY {by}"
         q.ctes.append((f"s{i + 1}", sql))
         q.columns = list(after.names())
+    _add_counts(q, source, transforms, tables)
     return q
+
+
+def _add_counts(q: Query, source: Table, transforms: Sequence[Transform], tables: Mapping[int, Table]) -> None:
+    """Count the rows the account needs: the parsed tables, and the output of each transform
+    ``counted_stages`` names, on a later cast's check query when no count-changing transform lies between."""
+    casts_at = {c.cast[0]: c for c in q.checks if c.cast}
+    alone: list[tuple[str | int, str]] = [(SOURCE, f"(SELECT count(*) FROM ({scan_sql(source)}))")]
+    alone += [(joined(i), f"(SELECT count(*) FROM ({scan_sql(t)}))") for i, t in tables.items()]
+    for i in counted_stages(transforms):
+        j = i + 1
+        while j < len(transforms) and j not in casts_at and not changes_count(transforms[j]):
+            j += 1
+        if j in casts_at:  # rows into that cast = rows out of transform i
+            casts_at[j].select.append("count(*)")
+            casts_at[j].counts.append(i)
+        else:
+            alone.append((i, f"(SELECT count(*) FROM s{i + 1})"))
+    last = max((k for k, _ in alone if isinstance(k, int)), default=None)
+    q.checks.append(Check(None, [sql for _, sql in alone], "" if last is None else f"s{last + 1}",
+                          [k for k, _ in alone], scalar=True))
 
 
 def _cast_stage(q: Query, i: int, t: Cast, schema: pl.Schema, hidden: Sequence[str]) -> str:
     """Add CTE ``c{i}``: the input plus ``__ingest_cast_{n}``, column n converted, each computed once; and the
-    query counting per column the non-null values that fail and the first such value (as text)."""
+    check counting per column the non-null values that fail and the first such value (as text)."""
     texts, converted, checks = [], [], []
     for n, (c, to) in enumerate(t.columns.items()):
         col, src, text = ident(c), schema[c], ident(f"__ingest_text_{n}")
@@ -343,7 +385,7 @@ def _cast_stage(q: Query, i: int, t: Cast, schema: pl.Schema, hidden: Sequence[s
         checks += [f"count(*) FILTER (WHERE {bad})", f"{example} FILTER (WHERE {bad})"]
     source = f"(SELECT *, {', '.join(texts)} FROM s{i})" if texts else f"s{i}"
     q.ctes.append((f"c{i}", f"SELECT *, {', '.join(converted)} FROM {source}"))
-    q.checks.append((i, t, q.upto(f"c{i}", ", ".join(checks))))
+    q.checks.append(Check((i, t), checks, f"c{i}"))
     return f"c{i}"
 
 
@@ -367,40 +409,66 @@ def connect(scratch: str) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def run(source: Table, transforms: Sequence[Transform], tables: Mapping[int, Table],
-        output_uri: str) -> EngineRun:
-    """Execute the chain with DuckDB and write one Parquet file at ``output_uri`` atomically."""
+def count_files(table: Table) -> dict[str, int]:
+    """Rows DuckDB reads from each file of a table alone (names the file when a table's total is off)."""
+    with duckdb.connect() as con:
+        return {s.path: int((con.execute(f"SELECT count(*) FROM ({scan_sql(dataclasses.replace(table, sources=(s,)))})")
+                             .fetchone() or (0,))[0]) for s in table.sources}
+
+
+def _run_checks(con: duckdb.DuckDBPyConnection, query: Query) -> tuple[dict[str, int], dict[str | int, int]]:
+    """Run the checks: raise ``CastError`` for a fail-mode cast that fails; return failures and row counts."""
+    failures: dict[str, int] = {}
+    rows: dict[str | int, int] = {}
+    for check in query.checks:
+        row = con.execute(query.check_sql(check)).fetchone() or ()
+        if check.cast:
+            i, t = check.cast
+            counts = {c: int(row[2 * n] or 0) for n, c in enumerate(t.columns)}
+            raise_cast_failures(i, t, counts, {c: row[2 * n + 1] for n, c in enumerate(t.columns)})
+            for c, k in counts.items():
+                failures[c] = failures.get(c, 0) + k
+        rows.update(zip(check.counts, (int(v) for v in row[len(row) - len(check.counts):]), strict=True))
+    return failures, rows
+
+
+def run(source: Table, transforms: Sequence[Transform], tables: Mapping[int, Table], output_uri: str,
+        settle: Settle) -> tuple[EngineRun, RowAccount]:
+    """Execute the chain with DuckDB and write one Parquet file at ``output_uri``; it appears only when the row
+    account (``settle``) adds up."""
     schemas = plan_schemas(source, transforms, tables)
     try:
         check_supported(source, tables, schemas)
         query = build(source, transforms, tables, schemas)
     except Unsupported as why:
         log.warning("duckdb engine: %s; running the polars engine instead", why)
-        return dataclasses.replace(polars_engine.run(source, transforms, tables, output_uri), engine="polars")
-    failures: dict[str, int] = {}
+
+        def as_polars(result: EngineRun) -> RowAccount:
+            return settle(dataclasses.replace(result, engine="polars"))
+
+        result, account = polars_engine.run(source, transforms, tables, output_uri, as_polars)
+        return dataclasses.replace(result, engine="polars"), account
     with atomic_target(output_uri) as tmp, tempfile.TemporaryDirectory(prefix="ingest-") as scratch, \
             connect(scratch) as con:
-        for name, (fn, param, result) in query.udfs.items():
-            con.create_function(name, fn, [param], result, type=PythonUDFType.ARROW,
+        for name, (fn, param, result_type) in query.udfs.items():
+            con.create_function(name, fn, [param], result_type, type=PythonUDFType.ARROW,
                                 null_handling=FunctionNullHandling.SPECIAL)
         target = local_path(tmp) if is_local(tmp) else os.path.join(scratch, "out.parquet")
         try:
             con.execute("DESCRIBE " + query.output())  # binds every step: SQL DuckDB cannot run fails here
-            for i, t, sql in query.checks:  # before writing: a failing cast leaves nothing behind
-                row = con.execute(sql).fetchone() or ()
-                counts = {c: int(row[2 * n] or 0) for n, c in enumerate(t.columns)}
-                raise_cast_failures(i, t, counts, {c: row[2 * n + 1] for n, c in enumerate(t.columns)})
-                for c, k in counts.items():
-                    failures[c] = failures.get(c, 0) + k
+            failures, rows = _run_checks(con, query)  # before writing: a failing cast leaves nothing behind
             con.execute(f"COPY ({query.output()}) TO {literal(target)} "
                         "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)")  # polars' speed and size
         except duckdb.Error as err:
             raise (_locate(con, query, transforms) or diagnose(err, [source, *tables.values()])) from None
-        rows_in = int(source.scan().select(pl.len()).collect().item())  # as the polars engine counts
         written = pl.scan_parquet(target)
-        rows_out = int(written.select(pl.len()).collect().item())
-        columns = {k: str(v) for k, v in written.collect_schema().items()}
+        result = EngineRun(parsed={k: n for k, n in rows.items() if isinstance(k, str)},
+                           stage_rows={k: n for k, n in rows.items() if isinstance(k, int)},
+                           rows_out=int(written.select(pl.len()).collect().item()),
+                           columns={k: str(v) for k, v in written.collect_schema().items()},
+                           cast_failures=failures, engine="duckdb")
+        account = settle(result)
         if not is_local(tmp):
             fs, path = filesystem(tmp)
             fs.put(target, path)
-    return EngineRun(rows_in, rows_out, columns, failures, engine="duckdb")
+    return result, account

@@ -1,28 +1,38 @@
 """Spark engine: the same transforms with pyspark, written as a Parquet folder.
 
-Semantics follow the polars engine: CSV / JSON lines are read with the schema polars inferred, casts are
-``try_cast`` (failures counted, or raised before writing), sums of nothing are 0, clashing join columns get
-``_right``, ``dedupe`` without ``order_by`` keeps rows by file and position. The session is shared:
-``get_session`` reuses the active one, ``stop_session`` ends it.
+Semantics follow the polars engine: CSV / JSON lines are read (from the plain files ``sources.open_table``
+made) with the schema polars inferred, whole files at a time when a quoted field holds a line break; casts apply
+the one cast rule (``components._core.casts``) through an Arrow UDF (failures counted, or raised before
+writing); sums of nothing are 0, clashing join columns get ``_right``, ``dedupe`` without ``order_by`` keeps rows
+by file and position. Row counts for the account are Spark observations, collected by the write itself. The
+session is shared: ``get_session`` reuses the active one, ``stop_session`` ends it.
+
+Known difference: Spark's CSV parser turns a ``\r\n`` inside a quoted field into ``\n`` (the other engines keep
+the field as written).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import logging
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 from py4j.protocol import Py4JError
 from pyspark.errors import AnalysisException, PySparkException
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, Observation, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from components._core.artifacts import atomic_target, data_files, is_local, local_path, parquet_rows
-from components.ingestion.polars_engine import EngineRun, Table, diagnose, raise_cast_failures
+from components.ingestion.account import SOURCE, EngineRun, RowAccount, Settle, counted_stages, joined
+from components.ingestion.casting import arrow_cast, raise_cast_failures
+from components.ingestion.sources import Table, diagnose
 from components.ingestion.transforms import (
     JOIN_SUFFIX,
     Aggregate,
@@ -42,6 +52,8 @@ log = logging.getLogger(__name__)
 FILE, ROW = "__ingest_file", "__ingest_row"  # hidden columns giving input order for dedupe
 SPARK_TYPES = {"int64": "bigint", "float64": "double", "string": "string", "bool": "boolean",
                "datetime": "timestamp", "date": "date"}
+ARROW_TYPES = {"int64": pa.int64(), "float64": pa.float64(), "string": pa.string(), "bool": pa.bool_(),
+               "datetime": pa.timestamp("us", tz="UTC"), "date": pa.date32()}
 _ERRORS = (PySparkException, Py4JError)
 
 
@@ -61,6 +73,7 @@ def get_session(master: str = "local[*]") -> SparkSession:
                .config("spark.ui.enabled", "false"))
     if master.startswith("local"):
         os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # cast UDF workers need this environment
         builder = (builder.config("spark.driver.host", "127.0.0.1")
                    .config("spark.driver.bindAddress", "127.0.0.1")
                    .config("spark.sql.shuffle.partitions", str(max(2, os.cpu_count() or 2))))
@@ -108,7 +121,8 @@ def read(spark: SparkSession, table: Table, ordered: bool = False) -> DataFrame:
     if table.format == "parquet":
         df = spark.read.parquet(*paths)
     elif table.format == "csv":
-        df = spark.read.csv(paths, schema=schema, header=True, mode="FAILFAST", escape='"')
+        df = spark.read.csv(paths, schema=schema, header=True, mode="FAILFAST", escape='"',
+                            multiLine=table.multiline)
     else:
         df = spark.read.json(paths, schema=schema, mode="FAILFAST")
     if ordered:
@@ -116,11 +130,11 @@ def read(spark: SparkSession, table: Table, ordered: bool = False) -> DataFrame:
     return df
 
 
-def cast_column(name: str, src: T.DataType, to: str) -> Column:
-    """``try_cast`` of a column (null where a value cannot convert); numbers to datetime are epoch seconds."""
-    if to == "datetime" and isinstance(src, T.NumericType):
-        return F.timestamp_seconds(F.col(name))
-    return F.col(name).try_cast(SPARK_TYPES[to])
+def cast_column(name: str, to: str) -> Column:
+    """A column converted by the one cast rule (an Arrow UDF running it on each batch); null where a value does
+    not convert."""
+    convert = F.arrow_udf(arrow_cast(None, to, ARROW_TYPES[to]), SPARK_TYPES[to], F.ArrowUDFType.SCALAR)
+    return convert(F.col(name))
 
 
 def _hidden(df: DataFrame) -> list[str]:
@@ -128,8 +142,7 @@ def _hidden(df: DataFrame) -> list[str]:
 
 
 def _cast(df: DataFrame, i: int, t: Cast, failures: dict[str, int]) -> DataFrame:
-    types = {f.name: f.dataType for f in df.schema.fields}
-    exprs = {c: cast_column(c, types[c], to) for c, to in t.columns.items()}
+    exprs = {c: cast_column(c, to) for c, to in t.columns.items()}
     aggs = []
     for c, e in exprs.items():
         bad = F.col(c).isNotNull() & e.isNull()
@@ -161,9 +174,9 @@ def _agg(fn: str, column: str | None, name: str) -> Column:
     return exprs[fn].cast("bigint").alias(name) if fn in ("count", "n_unique") else exprs[fn].alias(name)
 
 
-def apply(spark: SparkSession, df: DataFrame, i: int, t: Transform, tables: Mapping[int, Table],
+def apply(df: DataFrame, i: int, t: Transform, tables: Mapping[int, DataFrame],
           failures: dict[str, int]) -> DataFrame:
-    """One transform on a Spark DataFrame."""
+    """One transform on a Spark DataFrame (``tables``: the joined tables, read)."""
     if isinstance(t, Select):
         return df.select(*t.columns, *_hidden(df))
     if isinstance(t, Rename):
@@ -177,7 +190,7 @@ def apply(spark: SparkSession, df: DataFrame, i: int, t: Transform, tables: Mapp
     if isinstance(t, Dedupe):
         return _dedupe(df, t)
     if isinstance(t, Join):
-        right = read(spark, tables[i])
+        right = tables[i]
         left = [c for c in df.columns if c not in (FILE, ROW)]
         right = right.withColumnsRenamed({c: f"{c}{JOIN_SUFFIX}" for c in right.columns
                                           if c not in t.on and c in left})
@@ -187,29 +200,49 @@ def apply(spark: SparkSession, df: DataFrame, i: int, t: Transform, tables: Mapp
     return df.groupBy(*t.by).agg(*(_agg(a.fn, a.column, a.name) for a in t.aggs))
 
 
+def _observe(df: DataFrame, key: str | int, observed: dict[str | int, Observation]) -> DataFrame:
+    """``df`` counting its rows into ``observed[key]`` when an action runs it."""
+    observed[key] = Observation(f"ingest_rows_{key}".replace(" ", "_").replace("#", ""))
+    return df.observe(observed[key], F.count(F.lit(1)).alias("rows"))
+
+
+def count_files(spark: SparkSession, table: Table) -> dict[str, int]:
+    """Rows Spark reads from each file of a table alone (names the file when a table's total is off)."""
+    return {s.path: read(spark, dataclasses.replace(table, sources=(s,))).count() for s in table.sources}
+
+
 def run(spark: SparkSession, source: Table, transforms: Sequence[Transform], tables: Mapping[int, Table],
-        output_uri: str) -> EngineRun:
-    """Execute the chain with Spark and write a Parquet folder at ``output_uri`` atomically."""
+        output_uri: str, settle: Settle) -> tuple[EngineRun, RowAccount]:
+    """Execute the chain with Spark and write a Parquet folder at ``output_uri``; it appears only when the row
+    account (``settle``) adds up."""
     failures: dict[str, int] = {}
+    observed: dict[str | int, Observation] = {}
+    wanted = set(counted_stages(transforms))
     try:
-        df = read(spark, source, ordered=any(isinstance(t, Dedupe) for t in transforms))
-        rows_in = df.count()
+        df = _observe(read(spark, source, ordered=any(isinstance(t, Dedupe) for t in transforms)), SOURCE,
+                      observed)
+        right = {i: _observe(read(spark, table), joined(i), observed) for i, table in tables.items()}
         for i, t in enumerate(transforms):
             try:
-                df = apply(spark, df, i, t, tables, failures)
+                df = apply(df, i, t, right, failures)
                 df.schema  # noqa: B018 - resolves the plan so analysis errors name the transform
             except AnalysisException as err:
                 raise TransformError(i, t.op, str(err).splitlines()[0]) from None
+            if i in wanted:
+                df = _observe(df, i, observed)
         df = df.drop(*_hidden(df))
         with atomic_target(output_uri) as tmp:
             df.write.mode("overwrite").parquet(_path(tmp))
             if is_local(tmp):  # Hadoop's local checksum files would stop plain readers of the folder
                 for crc in glob.glob(os.path.join(local_path(tmp), ".*.crc")):
                     os.remove(crc)
-            rows_out = parquet_rows(tmp)
             first_part = data_files(tmp, "parquet")[0][0]
-            columns = {k: str(v) for k, v in pl.scan_parquet(first_part).collect_schema().items()}
+            rows = {k: int(o.get["rows"]) for k, o in observed.items()}
+            result = EngineRun(parsed={k: n for k, n in rows.items() if isinstance(k, str)},
+                               stage_rows={k: n for k, n in rows.items() if isinstance(k, int)},
+                               rows_out=parquet_rows(tmp), cast_failures=failures,
+                               columns={k: str(v) for k, v in pl.scan_parquet(first_part).collect_schema().items()})
+            account = settle(result)
     except _ERRORS as err:
         raise diagnose(err, [source, *tables.values()]) from None
-    return EngineRun(rows_in, rows_out, columns, failures)
-
+    return result, account

@@ -8,6 +8,7 @@ transform's index, op and the column.
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Callable, Sequence
 from typing import Annotated, Literal
 
@@ -52,6 +53,17 @@ def _check_sql(sql: str) -> str:
     return sql
 
 
+def _check_encoding(name: str) -> str:
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        raise ValueError(f"unknown encoding {name!r} (Python codec names: utf-8, latin-1, cp1252, utf-16 ...)"
+                         ) from None
+    return name
+
+
+Encoding = Annotated[str, Field(min_length=1, max_length=64, description="text encoding (a Python codec name)"),
+                     AfterValidator(_check_encoding)]
 Sql = Annotated[str, Field(min_length=1, max_length=10_000, description="SQL expression (polars and Spark)"),
                 AfterValidator(_check_sql)]
 
@@ -147,6 +159,8 @@ class Join(_Op):
     on: Names = Field(description="key columns present in both tables")
     how: Literal["inner", "left"] = Field("inner", description="join type")
     format: TableFormat = Field("auto", description="format of the joined table")
+    encoding: Encoding | None = Field(None, description="text encoding of the joined table (default: the "
+                                                        "config's encoding)")
 
     def inputs(self) -> list[str]:
         return self.on

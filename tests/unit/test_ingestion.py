@@ -193,20 +193,22 @@ def test_cast_on_error_null_converts_and_counts(tmp_path: Path) -> None:
     assert out["i"].to_list() == [1, 2, None, None]
     assert out["f"].to_list() == [1.5, 2.0, None, 300.0]
     assert out["b"].to_list() == [True, False, True, None]
-    assert out["d"].to_list() == [date(2026, 1, 2), date(2026, 1, 3), None, None]
+    assert out["d"].to_list() == [date(2026, 1, 2), None, None, None]  # text -> date: YYYY-MM-DD only
     assert out["t"].to_list() == [datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
                                   datetime(2026, 1, 2, 3, 4, 5, 500_000, tzinfo=UTC),
                                   datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), None]
     assert out["n"].to_list() == ["1", "2", "3", "4"]
-    assert res.cast_failures == {"i": 1, "f": 1, "b": 1, "d": 1, "t": 1, "n": 0}  # nulls are not failures
-    assert res.to_metadata()["cast_failures_total"] == 5
+    assert res.cast_failures == {"i": 1, "f": 1, "b": 1, "d": 2, "t": 1, "n": 0}  # nulls are not failures
+    assert res.to_metadata()["cast_failures_total"] == 6
 
 
 def test_cast_numbers_to_datetime_and_back(tmp_path: Path) -> None:
     out, res = ingest(tmp_path, {"op": "cast", "columns": {"n": "datetime"}},
                       {"op": "cast", "columns": {"n": "date", "i": "float64"}, "on_error": "null"},
-                      df=STRINGS)
-    assert out["n"].to_list() == [date(1970, 1, 1)] * 4 and res.cast_failures == {"n": 0, "i": 1}
+                      df=STRINGS.with_columns(n=pl.Series([86_400, 172_800, 259_200, 345_601])))
+    # epoch seconds; to a date only at midnight (1, 2, 3 days, then 4 days and 1 s: not midnight)
+    assert out["n"].to_list() == [date(1970, 1, 2), date(1970, 1, 3), date(1970, 1, 4), None]
+    assert res.cast_failures == {"n": 1, "i": 1}
 
 
 def test_cast_on_error_fail_names_column_and_value_and_writes_nothing(tmp_path: Path) -> None:

@@ -156,13 +156,12 @@ def test_every_cast_target_from_every_source_dtype(tmp_path: Path) -> None:
     })
     src = write_source(tmp_path, "parquet", df)
     for to in ("int64", "float64", "string", "bool", "datetime", "date"):
-        columns = [c for c in df.columns if not (to == "bool" and df.schema[c].is_temporal())]  # polars refuses
-        chain = [{"op": "cast", "columns": dict.fromkeys(columns, to), "on_error": "null"}]
+        chain = [{"op": "cast", "columns": dict.fromkeys(df.columns, to), "on_error": "null"}]
         ours, by_polars, theirs, by_duckdb = both(src, tmp_path / to, chain)
         assert_same_rows(ours, theirs)
         assert by_duckdb.cast_failures == by_polars.cast_failures, to
-    for engine in ENGINES:
-        with pytest.raises(IngestError, match=r"casting from Datetime.* to Boolean not supported"):
+    for engine in ENGINES:  # no rule turns a datetime into a bool: every value fails
+        with pytest.raises(CastError, match=r"column 't': 3 value\(s\) cannot convert to bool"):
             run_ingest(src, str(tmp_path / "o.parquet"), config([{"op": "cast", "columns": {"t": "bool"}}], engine))
 
 
@@ -193,7 +192,7 @@ def test_string_casts_follow_polars_grammar(tmp_path: Path) -> None:
         ours, by_polars, theirs, by_duckdb = both(src, tmp_path / to, chain)
         assert_same_rows(ours, theirs)
         assert by_duckdb.cast_failures == by_polars.cast_failures, to
-        assert ours["c"].null_count() < len(texts) - 10, to  # some values do convert
+        assert ours["c"].null_count() < len(texts) - 3, to  # some values do convert
 
 
 def test_parquet_source_keeps_its_dtypes(tmp_path: Path) -> None:
