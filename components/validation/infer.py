@@ -53,8 +53,8 @@ class InferOptions(StrictConfig):
                                 description="text columns with at most this many distinct values may get an "
                                             "allowed set (0: no allowed sets)")
     max_category_share: float = Field(0.5, gt=0.0, le=1.0,
-                                      description="... and only when distinct values are at most this share of "
-                                                  "the non-null rows")
+                                      description="text columns get an allowed set only when their distinct values "
+                                                  "are at most this share of the non-null rows")
     numeric_ranges: NumericRanges = Field("off", description="numeric min/max: off, sign, observed or margin")
     range_margin: float = Field(0.1, ge=0.0, le=100.0,
                                 description="numeric_ranges=margin: widening on each side, as a share of the "
@@ -99,14 +99,14 @@ def _is_epoch(name: str, col: pl.Series) -> bool:
 
 
 def _categories(name: str, logical: DType, col: pl.Series, opts: InferOptions) -> list[Any] | None:
-    if opts.max_categories == 0 or logical not in ("string", "bool"):
+    if opts.max_categories == 0 or logical not in ("string", "bool") or (logical == "string" and is_id_name(name)):
         return None
     values = col.drop_nulls()
     distinct = values.unique()
     if distinct.len() == 0 or distinct.len() > opts.max_categories:
         return None
     if logical == "string":
-        if is_id_name(name) or distinct.len() > opts.max_category_share * values.len():
+        if distinct.len() > opts.max_category_share * values.len():
             return None
         distinct = distinct.cast(pl.String)
     return sorted(distinct.to_list())
