@@ -39,7 +39,8 @@ def deterministic_name(run_id: str, task: str, prefix: str = "", *, max_len: int
     for suffixes the controller adds (PyTorchJob pods ``-worker-NN``: 53; Katib trials: 40).
     """
     if not run_id or not task:
-        raise ValueError("run_id and task are required for a deterministic name")
+        raise ValueError("run_id and task are required for a deterministic name: in a pipeline pass "
+                         "run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER and task=dsl.PIPELINE_TASK_NAME_PLACEHOLDER")
     if max_len < 16 or max_len > 63:
         raise ValueError(f"max_len must be within [16, 63], got {max_len}")
     digest = hashlib.sha256(f"{run_id}\0{task}\0{prefix}".encode()).hexdigest()[:10]
