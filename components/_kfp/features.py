@@ -1,4 +1,5 @@
-"""KFP wrappers of the Feast feature components: apply, materialize, training set, online check."""
+"""KFP wrappers of the Feast feature components: apply, materialize, training set, online check. Each calls its
+step in ``components.features.step`` and copies the step's metadata and metrics onto the outputs."""
 
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Output
@@ -14,16 +15,14 @@ def feature_apply(
     source_name: str = "events",
     store_config: str = "{}",
 ) -> str:
-    """Register a Feast feature repository (catalog name, folder or URI) over ``data`` as source ``source_name``;
-    fails naming the invalid object. Returns the registered feature views."""
-    import json
+    """Register a Feast feature repository (catalog name, folder or URI) with data source ``source_name`` reading
+    ``data`` (empty: the repository's own sources); its feature_store.yaml settings apply unless ``store_config``
+    sets them. Fails naming the invalid object. Returns the registered feature views."""
+    from components.features.step import apply_step
 
-    from components.features.apply import apply_repo
-
-    cfg = {"store": json.loads(store_config or "{}"), "source_paths": {source_name: data.path}}
-    result = apply_repo(repo, feature_store.path, cfg)
-    feature_store.metadata.update(result.to_metadata())
-    return ",".join(result.feature_views)
+    out = apply_step(repo, data.path, feature_store.path, source_name, store_config)
+    feature_store.metadata.update(out.metadata)
+    return out.value
 
 
 @dsl.component(base_image=image("base"), install_kfp_package=False)
@@ -37,15 +36,14 @@ def feature_materialize(
 ) -> int:
     """Load features into the online store for a window or incrementally, in batches, never replacing a newer
     online value with an older one. ``data`` is the source the store reads. Returns the rows written."""
-    from components._core.metrics import numeric
-    from components.features.steps import materialize_into
+    from components.features.step import materialize_step
 
     del data  # declared so the source file is present wherever this step runs
-    result = materialize_into(feature_store.path, materialized.path, report.path, config)
-    materialized.metadata.update(result.to_metadata())
-    for key, value in numeric(result.to_metadata()).items():
+    out = materialize_step(feature_store.path, materialized.path, report.path, config)
+    materialized.metadata.update(out.metadata)
+    for key, value in out.metrics.items():
         metrics.log_metric(key, value)
-    return result.rows
+    return out.value
 
 
 @dsl.component(base_image=image("base"), install_kfp_package=False)
@@ -58,12 +56,12 @@ def feature_training_set(
 ) -> int:
     """Point-in-time correct features for every label row (entity key, event timestamp, labels) → Parquet; no
     future leakage, TTL honoured, missing features are explicit nulls. Returns the rows written."""
-    from components.features.training_set import build_training_set
+    from components.features.step import training_set_step
 
     del data  # declared so the source file is present wherever this step runs
-    result = build_training_set(feature_store.path, labels.path, training_set.path, config)
-    training_set.metadata.update(result.to_metadata())
-    return result.rows
+    out = training_set_step(feature_store.path, labels.path, training_set.path, config)
+    training_set.metadata.update(out.metadata)
+    return out.value
 
 
 @dsl.component(base_image=image("base"), install_kfp_package=False)
@@ -74,12 +72,11 @@ def feature_online_check(
     metrics: Output[Metrics],
     config: str = "{}",
 ) -> float:
-    """Read online features back for a sample of entities; records latency p50/p99 and coverage. Returns the
-    coverage."""
-    from components._core.metrics import numeric
-    from components.features.online_check import online_check
+    """Read online features back (full names, view__feature) for a sample of entities; records latency p50/p99 and
+    coverage. Returns the coverage."""
+    from components.features.step import online_check_step
 
-    result = online_check(feature_store.path, entities.path, report.path, config)
-    for key, value in numeric(result.to_metadata()).items():
+    out = online_check_step(feature_store.path, entities.path, report.path, config)
+    for key, value in out.metrics.items():
         metrics.log_metric(key, value)
-    return result.coverage
+    return out.value

@@ -7,56 +7,31 @@ from an environment variable or a mounted secret file named in the config.
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import Field, field_validator, model_validator
 
 from components._core.config import ConfigError, StrictConfig
+from components._core.secrets import SecretRef, check_postgres_url, postgres_url, postgres_url_template
 
 DEFAULT_STATE_DIR = "state"
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 REDIS_PASSWORD_VAR = "CATALOG_FEAST_REDIS_PASSWORD"
 REGISTRY_PASSWORD_VAR = "CATALOG_FEAST_REGISTRY_PASSWORD"
-_ENV_NAME = r"^[A-Z_][A-Z0-9_]{0,127}$"
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 
 
-class SecretRef(StrictConfig):
-    """Where a password comes from: an environment variable or a mounted file, never a literal value."""
-
-    env: str | None = Field(None, pattern=_ENV_NAME, description="environment variable holding the password")
-    file: str | None = Field(None, min_length=1, max_length=4096,
-                             description="path of a mounted secret file holding the password")
-
-    @model_validator(mode="after")
-    def _one(self) -> SecretRef:
-        if self.env and self.file:
-            raise ValueError("give either env or file, not both")
-        return self
-
-    def resolve(self) -> str | None:
-        """The password, or ``None`` when no source is configured; fails if the named source is missing."""
-        if self.env:
-            if self.env not in os.environ:
-                raise ConfigError(f"secret environment variable {self.env} is not set")
-            return os.environ[self.env]
-        if self.file:
-            path = Path(self.file)
-            if not path.is_file():
-                raise ConfigError(f"secret file {self.file} does not exist")
-            return path.read_text().strip()
-        return None
-
-
 class FeatureStoreConfig(StrictConfig):
-    """Store choices: embedded (SQLite online, file registry) by default, Redis / PostgreSQL in production."""
+    """Store choices: embedded (SQLite online, file registry) by default, Redis / PostgreSQL in production.
 
-    project: str = Field("catalog", pattern=r"^[a-z][a-z0-9_]{0,62}$", description="Feast project name")
+    Fields not given explicitly may come from the repository's own ``feature_store.yaml`` (see ``store_yaml``)."""
+
+    project: str = Field("catalog", pattern=r"^[A-Za-z0-9][A-Za-z0-9_]{0,62}$",
+                         description="Feast project name; default: the repository's (its feature_store.yaml or "
+                                     "Project object), else 'catalog'")
     online: Literal["sqlite", "redis"] = Field("sqlite", description="online store type")
     offline: Literal["file", "duckdb"] = Field("file", description="offline store type")
     registry: Literal["file", "sql"] = Field("file", description="registry type")
@@ -90,13 +65,9 @@ class FeatureStoreConfig(StrictConfig):
     @classmethod
     def _no_url_secret(cls, v: str | None) -> str | None:
         if v is not None:
-            parts = urlsplit(v)
-            if parts.password is not None or "password=" in parts.query:
-                raise ValueError("must not carry a password; name its source in registry_password")
-            if "sslmode=" in parts.query:
+            check_postgres_url(v)
+            if "sslmode=" in urlsplit(v).query:
                 raise ValueError("set sslmode with registry_sslmode, not in the URL")
-            if not parts.hostname or not parts.path.strip("/"):
-                raise ValueError("must name a host and a database")
         return v
 
     @model_validator(mode="after")
@@ -125,7 +96,7 @@ def render_store_dict(cfg: FeatureStoreConfig) -> dict[str, Any]:
     if cfg.online == "sqlite":
         online = {"type": "sqlite", "path": f"{state}/online.db"}
     else:
-        conn = cfg.redis + (f",password=${{{REDIS_PASSWORD_VAR}}}" if _has_secret(cfg.redis_password) else "")
+        conn = cfg.redis + (f",password=${{{REDIS_PASSWORD_VAR}}}" if cfg.redis_password.configured else "")
         online = {"type": "redis", "connection_string": conn}
         if cfg.redis_key_ttl_seconds:
             online["key_ttl_seconds"] = cfg.redis_key_ttl_seconds
@@ -134,7 +105,10 @@ def render_store_dict(cfg: FeatureStoreConfig) -> dict[str, Any]:
         registry = {"registry_type": "file", "path": f"{state}/registry.db",
                     "cache_ttl_seconds": cfg.registry_cache_ttl_seconds}
     else:
-        registry = {"registry_type": "sql", "path": _registry_url(cfg, f"${{{REGISTRY_PASSWORD_VAR}}}"),
+        url = cfg.registry_url or ""
+        path = (postgres_url_template(url, REGISTRY_PASSWORD_VAR, query=_sslmode(cfg))
+                if cfg.registry_password.configured else postgres_url(url, query=_sslmode(cfg)))
+        registry = {"registry_type": "sql", "path": path,
                     "cache_ttl_seconds": cfg.registry_cache_ttl_seconds,
                     "sqlalchemy_config_kwargs": {"echo": False, "pool_pre_ping": True}}
     return {
@@ -155,32 +129,16 @@ def render_feature_store_yaml(cfg: FeatureStoreConfig) -> str:
 def resolve_store_dict(cfg: FeatureStoreConfig) -> dict[str, Any]:
     """The rendered dict with secret placeholders replaced by the secrets themselves (in memory only)."""
     out = render_store_dict(cfg)
-    if cfg.online == "redis" and _has_secret(cfg.redis_password):
+    if cfg.online == "redis" and cfg.redis_password.configured:
         secret = cfg.redis_password.resolve() or ""
         if "," in secret:
             raise ConfigError("the Redis password must not contain ',' (Feast's connection string separator)")
         out["online_store"]["connection_string"] = out["online_store"]["connection_string"].replace(
             f"${{{REDIS_PASSWORD_VAR}}}", secret)
     if cfg.registry == "sql":
-        out["registry"]["path"] = _registry_url(cfg, cfg.registry_password.resolve())
+        out["registry"]["path"] = postgres_url(cfg.registry_url or "", cfg.registry_password, query=_sslmode(cfg))
     return out
 
 
-def _has_secret(ref: SecretRef) -> bool:
-    return bool(ref.env or ref.file)
-
-
-def _registry_url(cfg: FeatureStoreConfig, password: str | None) -> str:
-    """SQLAlchemy URL (psycopg 3 driver) with the password (raw placeholder or quoted secret) and sslmode."""
-    parts = urlsplit(cfg.registry_url or "")
-    user = parts.username or "postgres"
-    if password is not None and _has_secret(cfg.registry_password):
-        secret = password if password.startswith("${") else quote(password, safe="")
-        auth = f"{quote(user, safe='')}:{secret}@"
-    else:
-        auth = f"{quote(user, safe='')}@"
-    host = parts.hostname or ""
-    host = f"[{host}]" if ":" in host else host
-    port = f":{parts.port}" if parts.port else ""
-    query = "&".join(q for q in (parts.query, f"sslmode={cfg.sslmode()}") if q)
-    return f"postgresql+psycopg://{auth}{host}{port}{parts.path}?{query}"
+def _sslmode(cfg: FeatureStoreConfig) -> dict[str, str]:
+    return {"sslmode": cfg.sslmode()}

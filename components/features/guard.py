@@ -5,12 +5,15 @@ overwrite newer values. The guard reads the stored event timestamps of a batch o
 strictly newer rows; an equal timestamp is a no-op, which makes a repeated window idempotent. Timestamps are
 compared at the precision the store keeps: SQLite stores whole epoch seconds (Feast's adapter), Redis a protobuf
 timestamp. This module writes through the store's ``online_write_batch`` (Redis re-checks timestamps itself too);
-``sqlite_writer`` is the faster, database-atomic variant used for SQLite. One writer per view at a time is assumed
-here; the SQLite writer's upsert also settles concurrent writers.
+``sqlite_writer`` is the faster variant used for SQLite views of scalar features. On SQLite both read and write
+inside one write-locked transaction (:func:`sqlite_transaction`), so concurrent writers cannot interleave between
+the read and the write; Redis relies on Feast's own timestamp check for concurrent writers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -85,6 +88,19 @@ def _serialized(config: RepoConfig, keys: list[Any]) -> list[bytes]:
     return [serialize_entity_key(k, entity_key_serialization_version=version) for k in keys]
 
 
+@contextmanager
+def sqlite_transaction(conn: Any) -> Iterator[None]:
+    """A write-locked SQLite transaction (``BEGIN IMMEDIATE``): no other connection commits while it is open, and
+    reads inside it see every earlier commit. Committed on success, rolled back on error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()
+
+
 def sqlite_table(config: RepoConfig, fv: FeatureView) -> str:
     from feast.infra.online_stores.sqlite import _quote_id, _table_id
 
@@ -145,16 +161,22 @@ class GuardedWriter:
     """Guarded writes through the store's ``online_write_batch`` (Redis, and any store without a writer of ours)."""
 
     def __init__(self, store: OnlineStore, config: RepoConfig, fv: FeatureView) -> None:
+        from feast.infra.online_stores.sqlite import SqliteOnlineStore
+
         self.store, self.config, self.fv = store, config, fv
+        self.sqlite = isinstance(store, SqliteOnlineStore)
 
     def write(self, rows: list[Row]) -> GuardCounts:
         """Write the strictly newer ``rows``; counts of written, equal and older rows."""
         if not rows:
             return GuardCounts()
-        stored, whole_seconds = stored_timestamps(self.store, self.config, self.fv, [r[0] for r in rows])
-        keep, counts = newer_rows(rows, stored, whole_seconds)
-        if keep:
-            self.store.online_write_batch(self.config, self.fv, keep, progress=None)
+        # Feast's SQLite write commits the transaction opened here (its ``with conn``), after its last row.
+        lock = sqlite_transaction(self.store._get_conn(self.config)) if self.sqlite else nullcontext()  # type: ignore[attr-defined]
+        with lock:
+            stored, whole_seconds = stored_timestamps(self.store, self.config, self.fv, [r[0] for r in rows])
+            keep, counts = newer_rows(rows, stored, whole_seconds)
+            if keep:
+                self.store.online_write_batch(self.config, self.fv, keep, progress=None)
         return counts
 
 

@@ -2,6 +2,7 @@
 
 Latency is the wall time of one ``get_online_features`` call for ``entities_per_request`` entities, after
 warm-up calls. Coverage is the share of sampled entities for which at least one requested feature has a value.
+Features are requested by full name (``view__feature``), so views that share feature names can be checked together.
 """
 
 from __future__ import annotations
@@ -15,16 +16,13 @@ import polars as pl
 from pydantic import Field
 
 from components._core.artifacts import write_json
-from components._core.config import StrictConfig
 from components.features.repo import FeatureRepoError, opened_store
-from components.features.training_set import TrainingSetConfig, read_entities, resolve_features
+from components.features.training_set import FeatureSelection, read_entities, resolve_features
 
 
-class OnlineCheckConfig(StrictConfig):
-    """Sample, request shape and optional gates."""
+class OnlineCheckConfig(FeatureSelection):
+    """Features (references, a feature service, or every feature of every view), sample, request shape, gates."""
 
-    features: list[str] = Field(default_factory=list, max_length=10_000,
-                                description="'view:feature' references; empty: every feature of every view")
     sample_size: int = Field(200, ge=1, le=1_000_000, description="distinct entities sampled from the table")
     entities_per_request: int = Field(10, ge=1, le=10_000, description="entities per get_online_features call")
     warmup_requests: int = Field(3, ge=0, le=1000, description="untimed calls made first")
@@ -55,7 +53,7 @@ def online_check(repo_dir: str, entity_uri: str, report_uri: str | None = None,
     """Sample entities from the table at ``entity_uri`` and time online reads from the applied repository."""
     cfg = OnlineCheckConfig.parse(config)
     with opened_store(repo_dir) as store:
-        refs, keys = resolve_features(store, TrainingSetConfig(features=cfg.features, label_columns=[]))
+        refs, keys = resolve_features(store, cfg)
         table = read_entities(entity_uri)
         missing = [k for k in keys if k not in table.columns]
         if missing:
@@ -84,12 +82,12 @@ def _timed_reads(store: Any, refs: list[str], rows: list[dict[str, Any]],
     """Per-call latencies (ms) and the number of entities with at least one value."""
     chunks = [rows[i:i + cfg.entities_per_request] for i in range(0, len(rows), cfg.entities_per_request)]
     for i in range(cfg.warmup_requests):
-        store.get_online_features(features=refs, entity_rows=chunks[i % len(chunks)])
+        store.get_online_features(features=refs, entity_rows=chunks[i % len(chunks)], full_feature_names=True)
     latencies, covered = [], 0
-    names = [r.split(":")[1] for r in refs]
+    names = [r.replace(":", "__") for r in refs]
     for chunk in chunks:
         t0 = time.perf_counter()
-        values = store.get_online_features(features=refs, entity_rows=chunk).to_dict()
+        values = store.get_online_features(features=refs, entity_rows=chunk, full_feature_names=True).to_dict()
         latencies.append((time.perf_counter() - t0) * 1000)
         covered += sum(any(values[n][i] is not None for n in names) for i in range(len(chunk)))
     return latencies, covered

@@ -27,8 +27,7 @@ CATALOG_REPOS = {
 STORE_FILE = "catalog_store.json"
 # `feast apply` imports every .py file in the repository; only definitions may be imported.
 FEASTIGNORE = ["state/", "**/test_*.py", "**/*_test.py", "**/conftest.py", "**/setup.py", "**/notebooks/"]
-_SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", ".git", ".venv", "feature_store.yaml",
-                               STORE_FILE)
+_SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", ".git", ".venv", STORE_FILE)
 
 
 class FeatureRepoError(ValueError):
@@ -38,7 +37,8 @@ class FeatureRepoError(ValueError):
 def copy_repo(repo: str, dest: Path) -> str:
     """Copy ``repo`` (a catalog name, a local folder or a ``gs://`` / ``s3://`` URI) into the empty ``dest``.
 
-    Returns a description of the source. ``feature_store.yaml`` is not copied: the catalog renders its own.
+    Returns a description of the source. The repository's ``feature_store.yaml`` is copied too (apply reads it,
+    then replaces it with the effective store's).
     """
     if repo in CATALOG_REPOS:
         src = CATALOG_REPOS[repo]
@@ -56,15 +56,18 @@ def copy_repo(repo: str, dest: Path) -> str:
         raise FeatureRepoError(f"feature repository {repo!r} is not a folder")
     dest.mkdir(parents=True, exist_ok=True)
     fs.get(path.rstrip("/") + "/", str(dest), recursive=True)
-    for name in ("feature_store.yaml", STORE_FILE):
-        (dest / name).unlink(missing_ok=True)
+    (dest / STORE_FILE).unlink(missing_ok=True)
     return repo
 
 
 def write_store_files(repo_dir: Path, store: FeatureStoreConfig) -> None:
-    """Write ``feature_store.yaml`` (secrets as ``${VAR}``), the store choice and ``.feastignore``."""
+    """Write ``feature_store.yaml`` (secrets as ``${VAR}``) and the store choice."""
     (repo_dir / "feature_store.yaml").write_text(render_feature_store_yaml(store))
     (repo_dir / STORE_FILE).write_text(store.to_json() + "\n")
+
+
+def write_feastignore(repo_dir: Path) -> None:
+    """Add the catalog's patterns to the repository's ``.feastignore`` (only definitions may be imported)."""
     ignore = repo_dir / ".feastignore"
     existing = ignore.read_text().splitlines() if ignore.exists() else []
     lines = existing + [line for line in FEASTIGNORE if line not in existing]

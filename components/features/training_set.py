@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import polars as pl
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from components._core.artifacts import ArtifactError, format_of, read_table, write_parquet
 from components._core.config import StrictConfig
@@ -28,13 +28,32 @@ _POLARS: dict[str, Any] = {"Int32": pl.Int32, "Int64": pl.Int64, "Float32": pl.F
 FEAST_TS = "event_timestamp"
 
 
-class TrainingSetConfig(StrictConfig):
-    """Which features to join onto which columns of the entity table."""
+class FeatureSelection(StrictConfig):
+    """Which features: references, a feature service, or (neither) every feature of every feature view."""
 
     features: list[str] = Field(default_factory=list, max_length=10_000,
                                 description="'view:feature' references; empty: every feature of every view")
     feature_service: str | None = Field(None, min_length=1, max_length=256,
                                         description="a registered feature service instead of features")
+
+    @field_validator("features")
+    @classmethod
+    def _references(cls, v: list[str]) -> list[str]:
+        bad = [f for f in v if f.count(":") != 1 or f.startswith(":") or f.endswith(":")]
+        if bad:
+            raise ValueError(f"feature reference {bad[0]!r} is not 'view:feature'")
+        return v
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if self.features and self.feature_service:
+            raise ValueError("give features or feature_service, not both")
+        return self
+
+
+class TrainingSetConfig(FeatureSelection):
+    """Which features to join onto which columns of the entity table."""
+
     timestamp_column: str = Field("event_timestamp", min_length=1, max_length=256,
                                   description="label time column of the entity table (datetime)")
     label_columns: list[str] = Field(default_factory=lambda: ["label"], max_length=1000,
@@ -42,15 +61,6 @@ class TrainingSetConfig(StrictConfig):
     full_feature_names: bool = Field(False, description="name output columns 'view__feature'")
     max_missing_share: float = Field(1.0, ge=0, le=1,
                                      description="fail if more rows than this share miss any feature")
-
-    @model_validator(mode="after")
-    def _one_source(self) -> TrainingSetConfig:
-        if self.features and self.feature_service:
-            raise ValueError("give features or feature_service, not both")
-        bad = [f for f in self.features if f.count(":") != 1 or f.startswith(":") or f.endswith(":")]
-        if bad:
-            raise ValueError(f"feature reference {bad[0]!r} is not 'view:feature'")
-        return self
 
 
 @dataclass(frozen=True)
@@ -154,7 +164,7 @@ def _ordered(columns: list[str], features: list[str]) -> list[str]:
     return [c for c in columns if c not in features] + features
 
 
-def resolve_features(store: FeatureStore, cfg: TrainingSetConfig) -> tuple[list[str], list[str]]:
+def resolve_features(store: FeatureStore, cfg: FeatureSelection) -> tuple[list[str], list[str]]:
     """Feature references (validated against the registry) and the join keys they need."""
     views = {v.name: v for v in store.registry.list_feature_views(store.project)}
     if cfg.feature_service:
@@ -171,6 +181,10 @@ def resolve_features(store: FeatureStore, cfg: TrainingSetConfig) -> tuple[list[
     for ref in refs:
         view, feat = ref.split(":")
         if view not in views:
+            odfvs = {v.name for v in store.registry.list_on_demand_feature_views(store.project)}
+            if view in odfvs:
+                raise FeatureRepoError(f"feature view {view!r} is an on-demand feature view, which this component "
+                                       "does not compute; select features of plain feature views")
             raise FeatureRepoError(f"feature view {view!r} is not registered (registered: {sorted(views)})")
         if feat not in {f.name for f in views[view].features}:
             raise FeatureRepoError(f"feature view {view!r} has no feature {feat!r}")

@@ -65,7 +65,7 @@ def test_a_user_folder_applies_and_feastignore_keeps_helpers_out(tmp_path: Path,
     before = digest(repo)
     result = apply_repo(str(repo), str(tmp_path / "out"), {"source_paths": {"events": events}})
     assert result.feature_views == ["activity", "profile"] and digest(repo) == before
-    assert "project: catalog" in (tmp_path / "out" / "feature_store.yaml").read_text()
+    assert "project: theirs" in (tmp_path / "out" / "feature_store.yaml").read_text()  # the repository's project
 
 
 def test_relative_file_source_resolves_inside_the_repository(tmp_path: Path, events: str) -> None:
@@ -105,10 +105,7 @@ def test_bad_sources_and_locations_fail_clearly(tmp_path: Path, events: str) -> 
         apply_repo("demo", str(tmp_path / "b"))
     with pytest.raises(FeatureRepoError, match="neither a folder nor a catalog name"):
         apply_repo(str(tmp_path / "absent"), str(tmp_path / "c"))
-    with pytest.raises(FeatureRepoError, match="project 'other' but the store config says 'catalog'"):
-        repo = user_repo(tmp_path, DEMO + "\nfrom feast import Project\nproject = Project(name='other')\n")
-        apply_repo(str(repo), str(tmp_path / "d"), {"source_paths": {"events": events}})
-    assert not any((tmp_path / n).exists() for n in "abcd")
+    assert not any((tmp_path / n).exists() for n in "abc")
 
 
 def test_reapply_keeps_registered_views_in_step_with_the_repository(tmp_path: Path, events: str) -> None:
@@ -168,7 +165,7 @@ def test_repository_from_a_uri_is_copied(tmp_path: Path, events: str) -> None:
         fs.rm("/remote_repo", recursive=True)
     assert result.source == "memory://remote_repo" and result.feature_views == ["activity", "profile"]
     assert (tmp_path / "out" / "features.py").read_text() == DEMO
-    assert "project: catalog" in (tmp_path / "out" / "feature_store.yaml").read_text()
+    assert result.project == "x" and "project: x" in (tmp_path / "out" / "feature_store.yaml").read_text()
 
 
 @pytest.mark.parametrize("name", sorted(CATALOG_REPOS))
