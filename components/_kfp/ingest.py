@@ -15,10 +15,8 @@ def ingest(
 ) -> int:
     """Read CSV, Parquet or JSON lines (file or folder; local, gs://, s3:// or demo://), apply the declared
     transforms with duckdb (default), polars or pyspark and write a Parquet dataset; returns the rows written."""
-    import json
+    from components.ingestion.step import ingest_step
 
-    from components.ingestion.ingest import run_ingest
-
-    result = run_ingest(source_uri, dataset.path, {**json.loads(config or "{}"), "data_version": data_version})
+    result = ingest_step(source_uri, dataset.path, config=config, data_version=data_version)
     dataset.metadata.update(result.to_metadata())
     return result.rows_out

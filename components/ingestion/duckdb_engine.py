@@ -82,6 +82,7 @@ FLOAT_RE = r"[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|(?i:inf|infinity
 DATE_RE = r"[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
 ISO_RE = DATE_RE + r"([T ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?)?"
 INT64_LIMIT = "9223372036854775808.0"
+GROUP_ROWS = "__ingest_group_rows"  # hidden count(*) of an aggregate's temp table: its groups' input rows
 GLOB_CHARS = set("*?[")
 POLARS_ERRORS = (pl.exceptions.PolarsError, OSError, ValueError)
 _SIMPLE_TYPES: dict[type[pl.DataType], str] = {
@@ -236,6 +237,7 @@ class Query:
     columns: list[str]
     checks: list[Check]
     udfs: dict[str, tuple[Callable[[pa.Array], pa.Array], str, str]]  # name -> function, parameter, result
+    aggregates: dict[int, str] = field(default_factory=dict)  # index -> SQL of its temp table (with GROUP_ROWS)
 
     def upto(self, name: str, select: str = "*") -> str:
         """SQL selecting ``select`` from the CTE ``name``."""
@@ -248,6 +250,8 @@ class Query:
 
     def check_sql(self, check: Check) -> str:
         """The SQL of a check."""
+        if not check.scalar and check.source not in dict(self.ctes):  # a temp table
+            return f"SELECT {', '.join(check.select)} FROM {check.source}"
         if not check.scalar:
             return self.upto(check.source, ", ".join(check.select))
         return f"{self.with_ctes(check.source) if check.source else ''}\nSELECT {', '.join(check.select)}"
@@ -335,35 +339,53 @@ def build(source: Table, transforms: Sequence[Transform], tables: Mapping[int, T
             sql = (f"SELECT {', '.join([*select, *(f'l.{k}' for k in keep)])} FROM {prev} AS l "
                    f"{t.how.upper()} JOIN ({scan_sql(right)}) AS r ON {on}")
         else:
-            assert isinstance(t, Aggregate)
+            assert isinstance(t, Aggregate)  # a temp table: its group sizes count the rows into it, for free
             hidden = []
             by = ", ".join(ident(c) for c in t.by)
             aggs = ", ".join(_agg_sql(a, before, after[a.name]) for a in t.aggs)
-            sql = f"SELECT {by}, {aggs} FROM {prev} GROUP BY {by}"
+            q.aggregates[i] = q.upto(prev, f"{by}, {aggs}, count(*) AS {ident(GROUP_ROWS)}") + f" GROUP BY {by}"
+            sql = f"SELECT {', '.join(ident(c) for c in after.names())} FROM {aggregate_table(i)}"
         q.ctes.append((f"s{i + 1}", sql))
         q.columns = list(after.names())
     _add_counts(q, source, transforms, tables)
     return q
 
 
+def aggregate_table(index: int) -> str:
+    """The temp table holding the output of the aggregate at ``index``."""
+    return f"__ingest_aggregate_{index}"
+
+
 def _add_counts(q: Query, source: Table, transforms: Sequence[Transform], tables: Mapping[int, Table]) -> None:
     """Count the rows the account needs: the parsed tables, and the output of each transform
-    ``counted_stages`` names, on a later cast's check query when no count-changing transform lies between."""
-    casts_at = {c.cast[0]: c for c in q.checks if c.cast}
-    alone: list[tuple[str | int, str]] = [(SOURCE, f"(SELECT count(*) FROM ({scan_sql(source)}))")]
-    alone += [(joined(i), f"(SELECT count(*) FROM ({scan_sql(t)}))") for i, t in tables.items()]
-    for i in counted_stages(transforms):
+    ``counted_stages`` names. A count rides on a later check when no count-changing transform lies between: a
+    cast's check query, or an aggregate's group sizes; otherwise it is a query of its own."""
+    at = {c.cast[0]: c for c in q.checks if c.cast}
+    for a in q.aggregates:  # rows in: the group sizes; rows out: the groups
+        at[a] = Check(None, [f"coalesce(sum({ident(GROUP_ROWS)}), 0)"], aggregate_table(a))
+        if a in counted_stages(transforms):
+            at[a].select.append("count(*)")
+            at[a].counts.append(a)
+        q.checks.append(at[a])
+    alone: list[tuple[str | int, str]] = []
+    points: list[tuple[str | int, int]] = [(SOURCE, -1), *((i, i) for i in counted_stages(transforms))]
+    for key, i in points:  # key: the account's; i: the transform whose output it counts (-1: the source)
         j = i + 1
-        while j < len(transforms) and j not in casts_at and not changes_count(transforms[j]):
+        while j < len(transforms) and j not in at and not changes_count(transforms[j]):
             j += 1
-        if j in casts_at:  # rows into that cast = rows out of transform i
-            casts_at[j].select.append("count(*)")
-            casts_at[j].counts.append(i)
+        if j in at:  # rows into the cast or aggregate at j = rows out of transform i
+            if at[j].cast:
+                at[j].select.append("count(*)")
+            at[j].counts.insert(0 if at[j].cast is None else len(at[j].counts), key)
+        elif key == SOURCE:
+            alone.append((SOURCE, f"(SELECT count(*) FROM ({scan_sql(source)}))"))
         else:
             alone.append((i, f"(SELECT count(*) FROM s{i + 1})"))
-    last = max((k for k, _ in alone if isinstance(k, int)), default=None)
-    q.checks.append(Check(None, [sql for _, sql in alone], "" if last is None else f"s{last + 1}",
-                          [k for k, _ in alone], scalar=True))
+    alone += [(joined(i), f"(SELECT count(*) FROM ({scan_sql(t)}))") for i, t in tables.items()]
+    if alone:
+        last = max((k for k, _ in alone if isinstance(k, int)), default=None)
+        q.checks.append(Check(None, [sql for _, sql in alone], "" if last is None else f"s{last + 1}",
+                              [k for k, _ in alone], scalar=True))
 
 
 def _cast_stage(q: Query, i: int, t: Cast, schema: pl.Schema, hidden: Sequence[str]) -> str:
@@ -393,7 +415,7 @@ def _locate(con: duckdb.DuckDBPyConnection, q: Query, transforms: Sequence[Trans
     """The first transform whose SQL does not bind (unknown function, type mismatch ...), if any."""
     for i, t in enumerate(transforms):
         try:
-            con.execute("DESCRIBE " + q.upto(f"s{i + 1}"))
+            con.execute("DESCRIBE " + (q.aggregates[i] if i in q.aggregates else q.upto(f"s{i + 1}")))
         except duckdb.Error as err:
             return TransformError(i, t.op, str(err).splitlines()[0])
     return None
@@ -455,6 +477,8 @@ def run(source: Table, transforms: Sequence[Transform], tables: Mapping[int, Tab
                                 null_handling=FunctionNullHandling.SPECIAL)
         target = local_path(tmp) if is_local(tmp) else os.path.join(scratch, "out.parquet")
         try:
+            for i, sql in query.aggregates.items():  # the output reads them; checks count their groups
+                con.execute(f"CREATE TEMP TABLE {aggregate_table(i)} AS {sql}")
             con.execute("DESCRIBE " + query.output())  # binds every step: SQL DuckDB cannot run fails here
             failures, rows = _run_checks(con, query)  # before writing: a failing cast leaves nothing behind
             con.execute(f"COPY ({query.output()}) TO {literal(target)} "

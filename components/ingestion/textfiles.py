@@ -32,6 +32,7 @@ import pyarrow as pa
 from components._core.artifacts import ArtifactError, filesystem
 
 CHUNK = 1 << 24
+MAX_RECORD = 1 << 28  # a record longer than this is an unclosed quote, not data
 NEWLINE, QUOTE, COMMA, CR = 10, 34, 44, 13
 WHITESPACE = np.array([9, 10, 11, 12, 13, 32], np.uint8)
 BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
@@ -105,6 +106,8 @@ class _Counter:
         buf = self.carry + chunk if self.carry else chunk
         ends = self._ends(buf)
         if len(ends) == 0:
+            if len(buf) > MAX_RECORD:
+                self._unclosed(f"a record longer than {MAX_RECORD >> 20} MiB")
             self.carry = buf
             return
         last = int(ends[-1]) + 1
@@ -115,11 +118,18 @@ class _Counter:
     def close(self) -> TextCount:
         if self.carry:  # a last record without a line break
             buf = self.carry + b"\n"
-            self._records(buf, self._ends(buf), trailing=True)
+            ends = self._ends(buf)
+            if len(ends) == 0:
+                self._unclosed("the file ends inside it")
+            self._records(buf, ends, trailing=True)
             self.carry = b""
         if self.fmt == "csv" and self.count.columns is None:
             raise ArtifactError(f"csv file {self.name} is empty: a CSV file needs a header line")
         return self.count
+
+    def _unclosed(self, why: str) -> None:
+        raise ArtifactError(f"malformed {self.fmt} file {self.name}, line {self.lines.before + 1}: a quoted field "
+                            f"is not closed ({why})")
 
     def _ends(self, buf: bytes) -> np.ndarray:
         """Positions of record-ending newlines (CSV: outside quotes; the buffer starts at a record)."""
@@ -212,8 +222,9 @@ class _Counter:
         i = first + int(bad[0])
         rec_start = 0 if i == 0 else int(ends[i - 1]) + 1
         found, kind = int(per_record[bad[0]]) + 1, "short" if per_record[bad[0]] < self.fields else "long"
-        raise ArtifactError(f"malformed csv file {self.name}, line {self.lines.line(buf, rec_start)}: {kind} row with "
-                            f"{found} field(s), the header has {self.fields + 1}")
+        line = self.lines.line(buf, rec_start)
+        raise ArtifactError(f"malformed csv file {self.name}, line {line}: {kind} row with {found} field(s), the "
+                            f"header has {self.fields + 1}")
 
     def _check_utf8(self, buf: bytes, end: int) -> None:
         if np.frombuffer(buf, np.uint8, count=end).max(initial=0) < 0x80:
@@ -221,8 +232,9 @@ class _Counter:
         try:
             buf[:end].decode("utf-8")
         except UnicodeDecodeError as err:
-            raise ArtifactError(f"malformed {self.fmt} file {self.name}, line {self.lines.line(buf, err.start)}: not valid "
-                                "UTF-8; set the config's encoding (e.g. latin-1, cp1252, utf-16)") from None
+            line = self.lines.line(buf, err.start)
+            raise ArtifactError(f"malformed {self.fmt} file {self.name}, line {line}: not valid UTF-8; set the "
+                                "config's encoding (e.g. latin-1, cp1252, utf-16)") from None
 
     def _write(self, buf: bytes, ends: np.ndarray, blank: np.ndarray, end: int) -> None:
         assert self.out is not None
