@@ -13,8 +13,9 @@ then ``maxTrialCount`` trials finished.
 Retries: a step run again with the same storage resumes its study and adopts the trials still running. As on the
 one wait path, a stop condition, SIGTERM and Ctrl-C cancel the running trials (recorded as Killed), while a crash
 of the step (any other error) leaves them running for the retry to adopt. A study that ended in failure
-(failed-trial limit, deadline) is not resumed: the retry starts the next attempt of the study (``<name>-a2``),
-whose trials are new jobs; so a retried tuning step can succeed.
+(failed-trial limit, deadline, or the trial budget spent without a successful trial) is not resumed: the retry
+starts the next attempt of the study (``<name>-a2``), whose trials are new jobs; so a retried tuning step can
+succeed.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from components.tuning.spec import TuningSpec
 log = logging.getLogger(__name__)
 MAX_NAME = 53
 STOP_REASON_ATTR = "stop_reason"
+SUCCEEDED_ATTR = "succeeded"  # False when the study stopped without a best trial (every trial failed or was stopped)
 FAILED_REASONS = (StopReason.MAX_FAILED_TRIALS, StopReason.DEADLINE)
 
 
@@ -280,8 +282,8 @@ class _Engine:
 
 
 def _study_attempt(storage: BaseStorage, base: str) -> tuple[str, list[str]]:
-    """The study this run uses: the newest attempt of ``base`` unless it ended in failure, then the next one.
-    Returns its name and the history lines of the earlier attempts."""
+    """The study this run uses: the newest attempt of ``base`` unless it ended in failure (a failed stop reason,
+    or no successful trial), then the next one. Returns its name and the history lines of the earlier attempts."""
     existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
     history: list[str] = []
     attempt = 1
@@ -291,10 +293,12 @@ def _study_attempt(storage: BaseStorage, base: str) -> tuple[str, list[str]]:
         if summary is None:
             return name, history
         reason = summary.user_attrs.get(STOP_REASON_ATTR)
-        if reason not in {r.value for r in FAILED_REASONS}:
+        no_best = summary.user_attrs.get(SUCCEEDED_ATTR) is False and reason not in {r.value for r in FAILED_REASONS}
+        if reason not in {r.value for r in FAILED_REASONS} and not no_best:
             history.append(f"study attempt {attempt} {name}: resumed (last stop: {reason or 'none'})")
             return name, history
-        history.append(f"study attempt {attempt} {name}: ended {reason}; starting the next attempt")
+        why = f"{reason} with no successful trial" if no_best else reason
+        history.append(f"study attempt {attempt} {name}: ended {why}; starting the next attempt")
         attempt += 1
 
 
@@ -314,7 +318,8 @@ def run_tuning(spec: TuningSpec, base_launch: LaunchSpec, backend: TrainingBacke
     study = optuna.create_study(storage=storage, sampler=build_sampler(spec), pruner=build_pruner(spec),
                                 study_name=name, direction=spec.direction, load_if_exists=True)
     reason = _Engine(spec, base_launch, backend, study, clock or Clock(), timeout_s).run()
-    study.set_user_attr(STOP_REASON_ATTR, reason.value)
     result = tuning_result(spec, study_name=name, storage=storage_label, stop_reason=reason,
                            trials=study.get_trials(deepcopy=True))
+    study.set_user_attr(STOP_REASON_ATTR, reason.value)
+    study.set_user_attr(SUCCEEDED_ATTR, result.succeeded)  # a study without a best trial is retried, not resumed
     return result, history

@@ -6,18 +6,23 @@ only the cluster faked.
 Succeeded), writing the trainer's files to the job's ``--output-uri`` as the trainer would (``metrics.jsonl`` per
 epoch, then ``final_metrics.json`` and ``model/``); ``objective(trainer_config)`` gives the learning curve, or
 raises ``JobFails`` to fail the job. ``KatibController`` finishes an Experiment with Trials whose observations
-come from the same kind of objective.
+come from the same kind of objective. ``Cluster`` bundles the fake apiserver and these controllers as a step's
+cluster; ``VertexTrainer`` is a fake Vertex client whose CustomJobs run the trainer the same way.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Self
 
 from components._core.artifacts import write_json, write_text
 from components.training.launch import FINAL_METRICS_FILE, METRICS_FILE, MODEL_DIR, output_file
-from tests.fakes.k8s import FakeCustomObjectsApi
+from components.training.vertex import JobInfo
+from tests.fakes.clock import ManualClock
+from tests.fakes.k8s import FakeCoreV1Api, FakeCustomObjectsApi
+from tests.fakes.vertex import TERMINAL as VERTEX_TERMINAL
+from tests.fakes.vertex import FakeVertexJobClient
 
 Curve = Sequence[float]
 
@@ -104,13 +109,17 @@ class TrainingOperator:
 
 
 class KatibController:
-    """Plays Katib: on the second read of an Experiment it has run ``trials`` Trials, each with the parameters
-    ``assign(i)`` and the objective's observation, and marks the Experiment Succeeded (or ``Failed`` when
-    ``fail`` is set)."""
+    """Plays Katib: on the ``finish_on_read``-th read (default the second) of an Experiment it has run ``trials``
+    Trials, each with the parameters ``assign(i)`` and the objective's observation, and marks the Experiment
+    Succeeded (or ``Failed`` when ``fail`` is set); the reads before see it running."""
 
     def __init__(self, api: FakeCustomObjectsApi, assign: Callable[[int], dict[str, str]],
-                 objective: Callable[[dict[str, str]], float], *, trials: int = 3, fail: str | None = None) -> None:
+                 objective: Callable[[dict[str, str]], float], *, trials: int = 3, fail: str | None = None,
+                 finish_on_read: int = 2) -> None:
+        if finish_on_read < 2:
+            raise ValueError("finish_on_read must be >= 2 (the first read sees the Experiment created)")
         self.api, self.assign, self.objective, self.trials, self.fail = api, assign, objective, trials, fail
+        self.finish_on_read = finish_on_read
         self.reads: dict[str, int] = {}
         self._get = api.get_namespaced_custom_object
         api.get_namespaced_custom_object = self._read  # type: ignore[method-assign]
@@ -123,7 +132,7 @@ class KatibController:
         if self.reads[name] == 1:
             self.api.set_condition("experiments", name, "Created", namespace=namespace)
             self.api.set_condition("experiments", name, "Running", namespace=namespace)
-        elif self.reads[name] == 2:
+        elif self.reads[name] == self.finish_on_read:
             metric = obj["spec"]["objective"]["objectiveMetricName"]
             for i in range(self.trials):
                 params = self.assign(i)
@@ -147,3 +156,108 @@ class KatibController:
                                        "Experiment has succeeded because max trial count has reached",
                                        namespace=namespace)
         return self._get(group, version, namespace, plural, name, **kw)
+
+
+class Cluster:
+    """The fake apiserver with the training operator on it, as a step's cluster: ``install`` makes it what
+    ``components._core.k8s.default_clients`` returns (where the production code makes its clients). Records every
+    create with the PyTorchJobs live at that moment (``created``) and the clock time of every successful read of a
+    PyTorchJob (``reads``); ``katib(...)`` adds a ``KatibController``."""
+
+    def __init__(self, objective: Callable[[dict[str, Any]], Curve] | None = None, metric: str = "val_auc",
+                 clock: ManualClock | None = None) -> None:
+        self.core = FakeCoreV1Api()
+        self.api = FakeCustomObjectsApi(self.core)
+        self.clock = clock or ManualClock()
+        self.operator = TrainingOperator(self.api, objective, metric)
+        self.created: list[tuple[str, list[str]]] = []
+        self.reads: list[tuple[str, float]] = []
+        self.controller: KatibController | None = None
+        create, get = self.api.create_namespaced_custom_object, self.api.get_namespaced_custom_object
+
+        def recording_create(*args: Any, **kwargs: Any) -> dict[str, Any]:
+            body = args[-1] if args else kwargs["body"]
+            self.created.append((body["metadata"]["name"], self.operator.live()))
+            return create(*args, **kwargs)
+
+        def recording_get(group: str, version: str, namespace: str, plural: str, name: str, **kw: Any
+                          ) -> dict[str, Any]:
+            obj = get(group, version, namespace, plural, name, **kw)
+            if plural == TrainingOperator.PLURAL:
+                self.reads.append((name, self.clock.t))
+            return obj
+
+        self.api.create_namespaced_custom_object = recording_create  # type: ignore[method-assign]
+        self.api.get_namespaced_custom_object = recording_get  # type: ignore[method-assign]
+
+    def install(self, monkeypatch: Any) -> Self:
+        """Make this the cluster of the step's kubeconfig (``monkeypatch`` is pytest's fixture)."""
+        from components._core import k8s
+
+        monkeypatch.setattr(k8s, "default_clients", lambda: (self.api, self.core))
+        return self
+
+    def katib(self, assign: Callable[[int], dict[str, str]], objective: Callable[[dict[str, str]], float], *,
+              trials: int = 3, fail: str | None = None, finish_on_read: int = 2) -> KatibController:
+        """Play Katib too (see ``KatibController``)."""
+        self.controller = KatibController(self.api, assign, objective, trials=trials, fail=fail,
+                                          finish_on_read=finish_on_read)
+        return self.controller
+
+    def jobs(self) -> list[dict[str, Any]]:
+        """Stored PyTorchJobs."""
+        return self.api.stored(TrainingOperator.PLURAL)
+
+    def read_times(self, name: str) -> list[float]:
+        """Clock times at which the PyTorchJob ``name`` was read."""
+        return [t for n, t in self.reads if n == name]
+
+
+class VertexTrainer(FakeVertexJobClient):
+    """A fake Vertex client whose CustomJobs run the trainer: each read of a live job moves it on (queued, then
+    running with one epoch written per read, then succeeded with the trainer's final files, or failed when the
+    objective raises ``JobFails``), writing to the job's ``--output-uri`` like ``TrainingOperator``."""
+
+    def __init__(self, objective: Callable[[dict[str, Any]], Curve] | None = None, metric: str = "val_auc") -> None:
+        super().__init__()
+        self.objective = objective or (lambda cfg: [0.6, 0.7, 0.8])
+        self.metric = metric
+        self.epochs: dict[str, int] = {}
+        self.reads: dict[str, int] = {}
+
+    def live(self) -> list[str]:
+        """Display names of jobs that have not ended."""
+        return [j.display_name for j in self.jobs.values() if j.state not in VERTEX_TERMINAL]
+
+    def get(self, resource_name: str) -> JobInfo:
+        self._fault("get")
+        job = self.jobs[resource_name]
+        if job.state == "JOB_STATE_CANCELLING":
+            job.state = "JOB_STATE_CANCELLED"
+        elif job.state not in VERTEX_TERMINAL:
+            self._advance(resource_name, job)
+        return JobInfo(job.state, job.error)
+
+    def _advance(self, resource_name: str, job: Any) -> None:
+        self.reads[resource_name] = self.reads.get(resource_name, 0) + 1
+        if self.reads[resource_name] == 1:
+            job.state = "JOB_STATE_PENDING"
+            return
+        command = job.pools[0]["container_spec"]["command"]
+        args = {command[i][2:]: command[i + 1] for i in range(len(command) - 1) if command[i].startswith("--")}
+        try:
+            curve, failure = list(self.objective(json.loads(args["config"]))), None
+        except JobFails as err:
+            curve, failure = [0.5] * err.epochs, err
+        done = self.epochs.get(resource_name, 0)
+        job.state = "JOB_STATE_RUNNING"
+        if done < len(curve):
+            self.epochs[resource_name] = done + 1
+            lines = "".join(json.dumps({"epoch": e + 1, self.metric: v}) + "\n" for e, v in enumerate(curve[:done + 1]))
+            write_text(lines, output_file(args["output-uri"], METRICS_FILE))
+        elif failure is not None:
+            job.state = "JOB_STATE_FAILED"
+            job.error = f"The replica workerpool0-0 exited with a non-zero status: {failure}"
+        else:
+            write_trainer_outputs(args["output-uri"], curve, self.metric)
+            job.state = "JOB_STATE_SUCCEEDED"

@@ -455,6 +455,29 @@ def test_a_study_that_ended_in_failure_is_retried_as_its_next_attempt(tmp_path: 
     assert len(backend.started) == 6 and again.trials.equals(result.trials)
 
 
+def test_a_study_that_spent_its_budget_without_a_successful_trial_is_retried_as_its_next_attempt(
+        tmp_path: Path) -> None:
+    spec, base = make_spec(maxTrialCount=2, maxFailedTrialCount=2), base_launch(tmp_path / "a")
+    storage = optuna.storages.InMemoryStorage()
+    broken = {"on": True}
+
+    def objective(cfg: dict[str, Any]) -> list[float]:
+        if broken["on"]:
+            raise SimulatedFailure("bad image", epochs=0)
+        return curve(cfg)
+
+    backend = SimulatedBackend(objective)
+    failed, _ = run_tuning(spec, base, backend, storage=storage, storage_label="test", clock=ManualClock().clock())
+    assert failed.stop_reason is StopReason.MAX_TRIALS and not failed.succeeded  # within the failed limit
+    broken["on"] = False
+    result, history = run_tuning(spec, base, backend, storage=storage, storage_label="test",
+                                 clock=ManualClock().clock())
+    assert result.succeeded and result.study_name == study_of(spec, base, 2)
+    assert history == [f"study attempt 1 {study_of(spec, base)}: ended ExperimentMaxTrialsReached with no "
+                       "successful trial; starting the next attempt"]
+    assert backend.started == names(spec, base, range(2)) + names(spec, base, range(2), attempt=2)
+
+
 def test_parameters_that_do_not_fit_the_trainer_config_fail_before_any_trial(tmp_path: Path) -> None:
     spec = make_spec(parameters=[{"name": "epochs.warmup", "parameterType": "int",
                                   "feasibleSpace": {"min": 1, "max": 3}}])
