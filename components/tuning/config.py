@@ -4,12 +4,12 @@ experiment's deadline. The experiment itself is the ``TuningSpec``; how trials l
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from components._core.config import StrictConfig
-from components._core.secrets import SecretRef, check_postgres_url, postgres_url
+from components._core.secrets import SecretRef, check_postgres_url, postgres_url, redact
 from components.tuning.storage import default_storage_url
 
 
@@ -23,6 +23,15 @@ class StorageConfig(StrictConfig):
                     "without password, e.g. postgresql+psycopg://tuner@db:5432/optuna")
     password: SecretRef = Field(default_factory=SecretRef,
                                 description="source of the PostgreSQL password (env or file); none: no password")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _hide_url_password(cls, data: Any) -> Any:
+        """Validation errors echo their input (into the step's log): a password put in the URL is replaced by
+        ``***`` first, and the URL is still rejected for carrying one."""
+        if isinstance(data, Mapping) and isinstance(data.get("url"), str):
+            return {**data, "url": redact(data["url"])}
+        return data
 
     @field_validator("url")
     @classmethod
