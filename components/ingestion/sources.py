@@ -169,6 +169,7 @@ def _plain_name(uri: str, fmt: str, index: int) -> str:
 def _text_sources(files: Sequence[str], fmt: str, scratch: str, encoding: str) -> tuple[list[SourceFile], bool]:
     """Count every text file; rewrite the ones that are not plain UTF-8 without blank lines into a scratch
     folder (then the others are linked or copied there too, keeping input order)."""
+    os.makedirs(scratch, exist_ok=True)
     folder = tempfile.mkdtemp(prefix=f"{fmt}-", dir=scratch)
     declared_utf8 = codec_name(encoding) == "utf-8"
     counts: list[TextCount] = []
@@ -179,8 +180,8 @@ def _text_sources(files: Sequence[str], fmt: str, scratch: str, encoding: str) -
         out = os.path.join(folder, _plain_name(f, fmt, i))
         plain = compression is None and declared_utf8
         count = count_text(f, fmt, compression=compression, encoding=encoding, out_path=None if plain else out)
-        if plain and (count.encoding != "utf-8" or (fmt == "csv" and count.blank_lines)):
-            count = count_text(f, fmt, encoding=encoding, out_path=out)  # a BOM or blank lines: rewrite
+        if plain and (count.encoding != "utf-8" or count.mixed_line_ends or (fmt == "csv" and count.blank_lines)):
+            count = count_text(f, fmt, encoding=encoding, out_path=out)  # rewrite: a BOM, blank or mixed lines
             plain = False
         if fmt == "csv" and counts and counts[0].columns != count.columns:
             raise ArtifactError(f"csv file {f} has the header {count.columns}, but {files[0]} has "
@@ -189,7 +190,8 @@ def _text_sources(files: Sequence[str], fmt: str, scratch: str, encoding: str) -
         rewritten.append(not plain)
     sources = []
     for i, (f, count, done) in enumerate(zip(files, counts, rewritten, strict=True)):
-        notes = tuple([*count.notes, *(["blank lines"] if fmt == "csv" and count.blank_lines else [])])
+        notes = tuple([*count.notes, *(["blank lines"] if fmt == "csv" and count.blank_lines else []),
+                       *(["mixed line ends"] if count.mixed_line_ends else [])])
         path = f
         if any(rewritten):
             path = os.path.join(folder, _plain_name(f, fmt, i))

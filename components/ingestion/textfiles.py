@@ -6,14 +6,16 @@ record count the engines' answers are checked against, and rejects what the engi
 * CSV records end at a ``\\n`` outside double quotes (RFC 4180: ``""`` is a quote inside a quoted field), so a
   quoted field may hold newlines; ``\\r\\n`` endings count like ``\\n``. Blank lines (empty, or only ``\\r``) are
   skipped and counted. Every other record must have the header's field count: a short or long row rejects the
-  file, naming it and the line. A duplicate column name in the header is rejected, naming the column.
+  file, naming it and the line; so does a quote inside an unquoted field, or a quoted field left open. A
+  duplicate column name in the header is rejected, naming the column.
 * JSON lines: one record per line that is not blank (empty or whitespace only); blank lines are skipped and
   counted. Malformed JSON is left to the parser, whose error names the file.
 * Bytes must be valid in the declared encoding (UTF-8 by default); a byte-order mark (UTF-8, UTF-16, UTF-32)
   decides the encoding. Invalid bytes reject the file, naming it and the line.
 
-A file that is compressed, not UTF-8, starts with a byte-order mark or holds blank CSV lines is rewritten (once)
-as plain UTF-8 without blank lines, so every engine reads the same bytes.
+A file that is compressed, not UTF-8, starts with a byte-order mark, or holds blank CSV lines or CSV records ending
+in both ``\r\n`` and ``\n`` is rewritten (once) as plain UTF-8, CSV records ending in ``\n`` without blank lines,
+so every engine reads the same bytes.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ CHUNK = 1 << 24
 MAX_RECORD = 1 << 28  # a record longer than this is an unclosed quote, not data
 NEWLINE, QUOTE, COMMA, CR = 10, 34, 44, 13
 WHITESPACE = np.array([9, 10, 11, 12, 13, 32], np.uint8)
+FIELD_START = np.array([COMMA, NEWLINE], np.uint8)  # bytes a field's opening quote may follow
+FIELD_END = np.array([COMMA, NEWLINE, CR], np.uint8)  # bytes a field's closing quote may precede
 BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
@@ -48,7 +52,14 @@ class TextCount:
     quoted_newlines: bool = False  # a CSV field holds a line break
     columns: list[str] | None = None  # CSV header
     encoding: str = "utf-8"  # the encoding the file was read in
-    notes: list[str] = field(default_factory=list)  # what was done to it: "gzip", "utf-16", "blank lines"
+    notes: list[str] = field(default_factory=list)  # what was done to it: "gzip", "utf-16"
+    line_ends: int = 0  # CSV records ending in a line break ...
+    crlf_ends: int = 0  # ... of which \r\n
+
+    @property
+    def mixed_line_ends(self) -> bool:
+        """Both \r\n and \n end CSV records (DuckDB cannot read such a file)."""
+        return 0 < self.crlf_ends < self.line_ends
 
 
 def codec_name(encoding: str) -> str:
@@ -120,6 +131,8 @@ class _Counter:
             buf = self.carry + b"\n"
             ends = self._ends(buf)
             if len(ends) == 0:
+                a = np.frombuffer(buf, np.uint8)
+                self._check_quotes(buf, a, np.flatnonzero(a == QUOTE))  # a stray quote, rather than a field left open
                 self._unclosed("the file ends inside it")
             self._records(buf, ends, trailing=True)
             self.carry = b""
@@ -141,7 +154,25 @@ class _Counter:
         inside = (np.searchsorted(quotes, newlines) & 1).astype(bool)
         if inside.any():
             self.count.quoted_newlines = True
-        return newlines[~inside]
+        ends = newlines[~inside]
+        if len(ends):
+            self._check_quotes(buf, a, quotes[quotes < ends[-1]])
+        return ends
+
+    def _check_quotes(self, buf: bytes, a: np.ndarray, quotes: np.ndarray) -> None:
+        """RFC 4180: a quote opens a field (after a comma or at a record's start), closes it (before a comma or the
+        record's end), or is doubled inside it; any other quote rejects the file, naming the line."""
+        opening = (np.arange(len(quotes)) & 1) == 0  # the buffer starts at a record, outside quotes
+        before = a[np.maximum(quotes - 1, 0)]
+        after = a[quotes + 1]  # every quote checked lies before a record end
+        ok_open = (quotes == 0) | np.isin(before, FIELD_START) | ((before == QUOTE) & ~np.roll(opening, 1))
+        ok_close = np.isin(after, FIELD_END) | ((after == QUOTE) & np.roll(opening, -1))
+        bad = np.flatnonzero(np.where(opening, ~ok_open, ~ok_close))
+        if len(bad):
+            line = self.lines.line(buf, int(quotes[bad[0]]))
+            raise ArtifactError(f"malformed csv file {self.name}, line {line}: a quote inside a field that is not "
+                                "quoted (RFC 4180: a quoted field starts and ends with a quote and doubles the "
+                                "quotes inside it)")
 
     def _blank(self, buf: bytes, ends: np.ndarray) -> np.ndarray:
         """Per record: is it blank? (CSV: empty or ``\\r``; JSON lines: whitespace only)."""
@@ -175,8 +206,14 @@ class _Counter:
         self.count.records += len(ends) - n_blank - (1 if self.count.columns is not None and not had_header else 0)
         if self.fmt == "csv" and first < len(ends):
             self._check_fields(buf, ends, blank, first)
+        cr = np.zeros(len(ends), bool)
+        if self.fmt == "csv":
+            real = ends[: len(ends) - 1] if trailing else ends  # the line break close() added is no record end
+            cr[: len(real)] = (real > 0) & (np.frombuffer(buf, np.uint8)[np.maximum(real - 1, 0)] == CR)
+            self.count.line_ends += len(real)
+            self.count.crlf_ends += int(cr.sum())
         if self.out is not None:
-            self._write(buf, ends, blank, end - 1 if trailing else end)
+            self._write(buf, ends, blank, cr, end - 1 if trailing else end)
 
     def _header(self, buf: bytes, ends: np.ndarray, blank: np.ndarray) -> int:
         """Read the header (the first record that is not blank); return the index of the record after it."""
@@ -236,24 +273,26 @@ class _Counter:
             raise ArtifactError(f"malformed {self.fmt} file {self.name}, line {line}: not valid UTF-8; set the "
                                 "config's encoding (e.g. latin-1, cp1252, utf-16)") from None
 
-    def _write(self, buf: bytes, ends: np.ndarray, blank: np.ndarray, end: int) -> None:
+    def _write(self, buf: bytes, ends: np.ndarray, blank: np.ndarray, cr: np.ndarray, end: int) -> None:
+        """Write ``buf[:end]``; CSV without blank records and with \n record ends."""
         assert self.out is not None
-        if self.fmt != "csv" or not blank.any():
+        if self.fmt != "csv" or not (blank.any() or cr.any()):
             self.out.write(buf[:end])
             return
-        pos = 0
-        for i in np.flatnonzero(blank).tolist():
-            start = 0 if i == 0 else int(ends[i - 1]) + 1
-            self.out.write(buf[pos:start])
-            pos = int(ends[i]) + 1
-        self.out.write(buf[pos:end])
+        drop = np.zeros(end + 1, np.int32)  # +1 where a dropped range starts, -1 after it ends
+        starts = np.concatenate(([0], ends[:-1] + 1))[blank]
+        np.add.at(drop, starts, 1)
+        np.add.at(drop, np.minimum(ends[blank] + 1, end), -1)
+        keep = np.cumsum(drop[:end]) == 0
+        keep[ends[cr & ~blank] - 1] = False  # the \r of a \r\n record end
+        self.out.write(np.frombuffer(buf, np.uint8, count=end)[keep].tobytes())
 
 
 def count_text(path: str, fmt: str, *, compression: str | None = None, encoding: str = "utf-8",
                out_path: str | None = None) -> TextCount:
     """One pass over a CSV / JSON-lines file (local path or URI): decompress and transcode as needed, count
-    records and blank lines, check the structure; with ``out_path``, write it there as plain UTF-8 without
-    blank CSV lines. Raises ``ArtifactError`` naming the file (and line)."""
+    records and blank lines, check the structure; with ``out_path``, write it there as plain UTF-8 (CSV: without
+    blank lines, records ending in ``\n``). Raises ``ArtifactError`` naming the file (and line)."""
     fs, fpath = filesystem(path)
     chosen = encoding
     with fs.open(fpath, "rb") as raw:
