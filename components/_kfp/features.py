@@ -1,5 +1,5 @@
 """KFP wrappers of the Feast feature components: apply, materialize, training set, online check. Each calls its
-step in ``components.features.step`` and copies the step's metadata and metrics onto the outputs."""
+step in ``components.features.step`` and copies the result's metadata and metrics onto the outputs."""
 
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Output
@@ -20,9 +20,9 @@ def feature_apply(
     sets them. Fails naming the invalid object. Returns the registered feature views."""
     from components.features.step import apply_step
 
-    out = apply_step(repo, data.path, feature_store.path, source_name, store_config)
-    feature_store.metadata.update(out.metadata)
-    return out.value
+    result = apply_step(repo, data.path, feature_store.path, source_name, store_config)
+    feature_store.metadata.update(result.to_metadata())
+    return result.registered_views
 
 
 @dsl.component(base_image=image("base"), install_kfp_package=False)
@@ -39,11 +39,11 @@ def feature_materialize(
     from components.features.step import materialize_step
 
     del data  # declared so the source file is present wherever this step runs
-    out = materialize_step(feature_store.path, materialized.path, report.path, config)
-    materialized.metadata.update(out.metadata)
-    for key, value in out.metrics.items():
+    result = materialize_step(feature_store.path, materialized.path, report.path, config)
+    materialized.metadata.update(result.to_metadata())
+    for key, value in result.metrics().items():
         metrics.log_metric(key, value)
-    return out.value
+    return result.rows
 
 
 @dsl.component(base_image=image("base"), install_kfp_package=False)
@@ -59,9 +59,9 @@ def feature_training_set(
     from components.features.step import training_set_step
 
     del data  # declared so the source file is present wherever this step runs
-    out = training_set_step(feature_store.path, labels.path, training_set.path, config)
-    training_set.metadata.update(out.metadata)
-    return out.value
+    result = training_set_step(feature_store.path, labels.path, training_set.path, config)
+    training_set.metadata.update(result.to_metadata())
+    return result.rows
 
 
 @dsl.component(base_image=image("base"), install_kfp_package=False)
@@ -76,7 +76,7 @@ def feature_online_check(
     coverage. Returns the coverage."""
     from components.features.step import online_check_step
 
-    out = online_check_step(feature_store.path, entities.path, report.path, config)
-    for key, value in out.metrics.items():
+    result = online_check_step(feature_store.path, entities.path, report.path, config)
+    for key, value in result.metrics().items():
         metrics.log_metric(key, value)
-    return out.value
+    return result.coverage

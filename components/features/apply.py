@@ -68,6 +68,11 @@ class ApplyResult:
     registry: str
     seconds: float
 
+    @property
+    def registered_views(self) -> str:
+        """The registered feature views, comma-separated (the apply wrapper's return value)."""
+        return ",".join(self.feature_views)
+
     def to_metadata(self) -> dict[str, Any]:
         """Flat metadata for the output artifact (lists joined by commas)."""
         return {k: ",".join(v) if isinstance(v, list) else v for k, v in asdict(self).items()}

@@ -21,6 +21,7 @@ from pydantic import Field, field_validator, model_validator
 
 from components._core.artifacts import write_json
 from components._core.config import StrictConfig
+from components._core.metrics import numeric
 from components.features import sqlite_writer
 from components.features.convert import arrow_rows
 from components.features.guard import GuardCounts, GuardedWriter
@@ -106,6 +107,10 @@ class MaterializeResult:
             "seconds": round(self.seconds, 3), "rows_per_s": round(read / self.seconds, 1) if self.seconds else 0.0,
             "peak_rss_mb": round(self.peak_rss_mb, 1),
         }
+
+    def metrics(self) -> dict[str, float]:
+        """The numeric metadata entries, as KFP metric values."""
+        return numeric(self.to_metadata())
 
     def to_report(self) -> dict[str, Any]:
         """The report artifact: totals plus one entry per view."""

@@ -16,6 +16,7 @@ import polars as pl
 from pydantic import Field
 
 from components._core.artifacts import write_json
+from components._core.metrics import numeric
 from components.features.repo import FeatureRepoError, opened_store
 from components.features.training_set import FeatureSelection, read_entities, resolve_features
 
@@ -44,8 +45,12 @@ class OnlineCheckResult:
     latency_max_ms: float
 
     def to_metadata(self) -> dict[str, Any]:
-        """Flat figures for metrics."""
+        """Flat figures."""
         return asdict(self)
+
+    def metrics(self) -> dict[str, float]:
+        """The figures as KFP metric values."""
+        return numeric(self.to_metadata())
 
 
 def online_check(repo_dir: str, entity_uri: str, report_uri: str | None = None,

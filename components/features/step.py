@@ -1,5 +1,6 @@
-"""The feature family's steps, one per KFP wrapper: config parsing (errors name the field), the source override,
-the copy before materialize, and the metadata / metrics the wrappers copy onto their outputs.
+"""The feature family's steps, one per KFP wrapper: config parsing (errors name the field), the source override
+and the copy before materialize. Each returns its result, whose ``to_metadata()`` (and ``metrics()``) the wrapper
+copies onto its outputs.
 
 An applied store travels between steps as a folder artifact. A step that changes it works on a copy (input
 artifacts are read-only on every platform); with Redis and a SQL registry the folder only carries configuration
@@ -14,39 +15,21 @@ is not read.
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
 
 from components._core.artifacts import local_path
 from components._core.config import ConfigError
-from components._core.metrics import numeric
-from components.features.apply import ApplyConfig, apply_repo
+from components.features.apply import ApplyConfig, ApplyResult, apply_repo
 from components.features.config import FeatureStoreConfig
-from components.features.materialize import MaterializeConfig, materialize
-from components.features.online_check import OnlineCheckConfig, online_check
-from components.features.training_set import TrainingSetConfig, build_training_set
-
-V = TypeVar("V")
-
-
-@dataclass(frozen=True)
-class StepOutput(Generic[V]):
-    """What a wrapper copies onto its outputs: artifact metadata, metrics (numbers only) and its return value."""
-
-    metadata: dict[str, Any]
-    metrics: dict[str, float]
-    value: V
-
-
-def _output(metadata: dict[str, Any], value: V) -> StepOutput[V]:
-    return StepOutput(metadata=metadata, metrics=numeric(metadata), value=value)
+from components.features.materialize import MaterializeConfig, MaterializeResult, materialize
+from components.features.online_check import OnlineCheckConfig, OnlineCheckResult, online_check
+from components.features.training_set import TrainingSetConfig, TrainingSetResult, build_training_set
 
 
 def apply_step(repo: str, data_path: str | None, output_dir: str, source_name: str = "events",
-               store_config: str = "{}") -> StepOutput[str]:
+               store_config: str = "{}") -> ApplyResult:
     """Apply ``repo`` into ``output_dir``, data source ``source_name`` reading ``data_path`` (``""``: the
-    repository's sources as they are). Returns the registered feature views, comma-separated."""
+    repository's sources as they are)."""
     store = FeatureStoreConfig.parse(store_config)
     paths: dict[str, str] = {}
     if source_name:
@@ -54,34 +37,28 @@ def apply_step(repo: str, data_path: str | None, output_dir: str, source_name: s
             raise ConfigError(f"source_name={source_name!r} needs a data path; give data, or source_name='' to keep "
                              "the repository's own sources")
         paths[source_name] = data_path
-    result = apply_repo(repo, output_dir, ApplyConfig.parse({"store": store, "source_paths": paths}))
-    metadata = result.to_metadata()
-    return _output(metadata, metadata["feature_views"])
+    return apply_repo(repo, output_dir, ApplyConfig.parse({"store": store, "source_paths": paths}))
 
 
 def materialize_step(store_dir: str, output_dir: str, report_path: str,
-                     config: str = '{"mode": "incremental"}') -> StepOutput[int]:
-    """Copy the applied store at ``store_dir`` to ``output_dir`` and materialize there (the input stays as it was).
-    Returns the rows written."""
+                     config: str = '{"mode": "incremental"}') -> MaterializeResult:
+    """Copy the applied store at ``store_dir`` to ``output_dir`` and materialize there (the input stays as it
+    was)."""
     cfg = MaterializeConfig.parse(config)
     src, dst = Path(local_path(store_dir)), Path(local_path(output_dir))
     if dst.exists():
         shutil.rmtree(dst)
     shutil.copytree(src, dst)
-    result = materialize(str(dst), report_path, cfg)
-    return _output(result.to_metadata(), result.rows)
+    return materialize(str(dst), report_path, cfg)
 
 
 def training_set_step(store_dir: str, labels_path: str, output_path: str,
-                      config: str = '{"feature_service": "training"}') -> StepOutput[int]:
-    """Point-in-time features for every row of the label table at ``labels_path``, written to ``output_path``.
-    Returns the rows written."""
-    result = build_training_set(store_dir, labels_path, output_path, TrainingSetConfig.parse(config))
-    return _output(result.to_metadata(), result.rows)
+                      config: str = '{"feature_service": "training"}') -> TrainingSetResult:
+    """Point-in-time features for every row of the label table at ``labels_path``, written to ``output_path``."""
+    return build_training_set(store_dir, labels_path, output_path, TrainingSetConfig.parse(config))
 
 
-def online_check_step(store_dir: str, entities_path: str, report_path: str, config: str = "{}") -> StepOutput[float]:
-    """Online reads for a sample of the entities at ``entities_path``; report at ``report_path``. Returns the
-    coverage."""
-    result = online_check(store_dir, entities_path, report_path, OnlineCheckConfig.parse(config))
-    return _output(result.to_metadata(), result.coverage)
+def online_check_step(store_dir: str, entities_path: str, report_path: str,
+                      config: str = "{}") -> OnlineCheckResult:
+    """Online reads for a sample of the entities at ``entities_path``; report at ``report_path``."""
+    return online_check(store_dir, entities_path, report_path, OnlineCheckConfig.parse(config))

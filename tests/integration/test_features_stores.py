@@ -127,12 +127,12 @@ def test_a_users_feature_store_yaml_on_redis_and_postgres(tmp_path: Path, postgr
     monkeypatch.setenv("USER_REDIS_PW", redis_server.password)
     monkeypatch.setenv("USER_PG_PW", postgres_server.password)
     applied = apply_step(str(repo), None, str(tmp_path / "applied"), source_name="")
-    assert (applied.metadata["project"], applied.metadata["online"], applied.metadata["registry"]) == \
-        ("my_project", "redis", "sql")
+    assert (applied.project, applied.online, applied.registry) == ("my_project", "redis", "sql")
     loaded = materialize_step(str(tmp_path / "applied"), str(tmp_path / "loaded"), str(tmp_path / "report.json"))
-    assert loaded.value == 2 * driver_stats(repo)["driver_id"].n_unique()
+    assert loaded.rows == 2 * driver_stats(repo)["driver_id"].n_unique()
     labels_from(driver_stats(repo), tmp_path / "labels", rows=20)
-    assert online_check_step(str(tmp_path / "loaded"), str(tmp_path / "labels"), str(tmp_path / "o.json")).value == 1.0
+    checked = online_check_step(str(tmp_path / "loaded"), str(tmp_path / "labels"), str(tmp_path / "o.json"))
+    assert checked.coverage == 1.0
     _no_secret_in([*tmp_path.rglob("*")], redis_server.password, postgres_server.password)
     monkeypatch.delenv("USER_REDIS_PW")
     with pytest.raises(ConfigError, match="USER_REDIS_PW is not set"):

@@ -16,6 +16,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from components._core.config import ConfigError
 from components.features.repo import FeatureRepoError, opened_store
 from components.features.step import apply_step, materialize_step, online_check_step, training_set_step
 
@@ -69,14 +70,14 @@ def test_feast_init_repository_unchanged_through_the_four_steps(tmp_path: Path) 
     repo = feast_init_repo(tmp_path / "feature_repo")
     before = digest(repo)
     applied = apply_step(str(repo), None, str(tmp_path / "applied"), source_name="", store_config="{}")
-    assert applied.value == ",".join(VIEWS) and applied.metadata["project"] == PROJECT
+    assert applied.registered_views == ",".join(VIEWS) and applied.project == PROJECT
     assert digest(repo) == before  # the user's repository is never written
 
     loaded = materialize_step(str(tmp_path / "applied"), str(tmp_path / "loaded"), str(tmp_path / "report.json"))
     stats = driver_stats(repo)
     drivers = stats["driver_id"].n_unique()
-    assert loaded.metadata["entities"] == drivers and loaded.value == 2 * drivers
-    assert json.loads((tmp_path / "report.json").read_text())["rows"] == loaded.value
+    assert loaded.entities == drivers and loaded.rows == 2 * drivers
+    assert json.loads((tmp_path / "report.json").read_text())["rows"] == loaded.rows
     latest = stats.filter(pl.col("event_timestamp") == pl.col("event_timestamp").max().over("driver_id"))
     with opened_store(tmp_path / "loaded") as store:
         online = store.get_online_features(
@@ -92,14 +93,14 @@ def test_feast_init_repository_unchanged_through_the_four_steps(tmp_path: Path) 
     built = training_set_step(str(tmp_path / "loaded"), str(tmp_path / "labels"), str(tmp_path / "train"),
                               json.dumps(config))
     train = pl.read_parquet(tmp_path / "train")
-    assert built.value == train.height == labels.height and built.metadata["rows_with_missing"] == 0
+    assert built.rows == train.height == labels.height and built.rows_with_missing == 0
     assert train["label"].to_list() == labels["label"].to_list()  # every label row, in order
     for view in VIEWS:  # point in time: each label row gets its own feature row's value
         assert train[f"{view}__conv_rate"].to_list() == pytest.approx(labels["conv_rate"].to_list(), rel=1e-6)
 
     # Both views serve conv_rate, acc_rate, ...: requested by short name Feast refuses (FeatureNameCollisionError).
     checked = online_check_step(str(tmp_path / "loaded"), str(tmp_path / "labels"), str(tmp_path / "online.json"))
-    assert checked.value == 1.0 and checked.metrics["entities"] == drivers
+    assert checked.coverage == 1.0 and checked.metrics()["entities"] == drivers
     report = json.loads((tmp_path / "online.json").read_text())
     assert "driver_hourly_stats_fresh:conv_rate" in report["features"] and report["coverage"] == 1.0
 
@@ -123,7 +124,10 @@ def test_source_name_points_the_repositorys_source_at_the_data(tmp_path: Path) -
     recent.write_parquet(tmp_path / "only_1001")  # a KFP-style path without suffix
     apply_step(str(repo), str(tmp_path / "only_1001"), str(tmp_path / "applied"), source_name=SOURCE)
     loaded = materialize_step(str(tmp_path / "applied"), str(tmp_path / "loaded"), str(tmp_path / "r.json"))
-    assert loaded.metadata["entities"] == 1  # both views read the overridden source (one via the push source)
+    assert loaded.entities == 1  # both views read the overridden source (one via the push source)
     with pytest.raises(FeatureRepoError, match=r"data source 'events', which the repository does not define .*"
                                                r"driver_hourly_stats_source"):
         apply_step(str(repo), str(tmp_path / "only_1001"), str(tmp_path / "other"))  # the default source_name
+    with pytest.raises(ConfigError, match="source_name='driver_hourly_stats_source' needs a data path"):
+        apply_step(str(repo), None, str(tmp_path / "other"), source_name=SOURCE)
+    assert not (tmp_path / "other").exists()
