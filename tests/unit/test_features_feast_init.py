@@ -131,3 +131,14 @@ def test_source_name_points_the_repositorys_source_at_the_data(tmp_path: Path) -
     with pytest.raises(ConfigError, match="source_name='driver_hourly_stats_source' needs a data path"):
         apply_step(str(repo), None, str(tmp_path / "other"), source_name=SOURCE)
     assert not (tmp_path / "other").exists()
+
+
+def test_the_store_config_overrides_the_repositorys_settings(tmp_path: Path) -> None:
+    repo = feast_init_repo(tmp_path / "feature_repo")
+    state = tmp_path / "shared_state"
+    applied = apply_step(str(repo), None, str(tmp_path / "applied"), source_name="",
+                         store_config=json.dumps({"project": "staging", "state_dir": str(state)}))
+    assert applied.project == "staging"  # the template's Project object is renamed with it
+    with opened_store(tmp_path / "applied") as store:
+        assert [p.name for p in store.list_projects()] == ["staging"] and store.project == "staging"
+    assert (state / "registry.db").is_file() and not (tmp_path / "applied" / "state").exists()
