@@ -2,7 +2,6 @@
 default (embedded SQLite) store: the demo repository, a ``feast init`` repository unchanged, and a user's
 repository whose feature_store.yaml says ``project: my_project`` and the duckdb offline store."""
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -15,16 +14,8 @@ from components._kfp import feature_apply, feature_materialize, feature_online_c
 from components.data.events import EventsConfig, generate_events
 from components.features.repo import FeatureRepoError
 from tests.component.artifacts import artifact, outputs
+from tests.unit.test_features_apply import digest
 from tests.unit.test_features_feast_init import PROJECT, SOURCE, VIEWS, driver_stats, feast_init_repo, labels_from
-
-
-def digest(folder: Path) -> str:
-    h = hashlib.sha256()
-    for p in sorted(folder.rglob("*")):
-        h.update(str(p.relative_to(folder)).encode())
-        if p.is_file():
-            h.update(p.read_bytes())
-    return h.hexdigest()
 
 
 def dataset(path: Path, frame: pl.DataFrame | None = None) -> dsl.Artifact:

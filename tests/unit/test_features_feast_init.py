@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import atexit
 import functools
-import hashlib
 import json
 import shutil
 import tempfile
@@ -19,6 +18,7 @@ import pytest
 from components._core.config import ConfigError
 from components.features.repo import FeatureRepoError, opened_store
 from components.features.step import apply_step, materialize_step, online_check_step, training_set_step
+from tests.unit.test_features_apply import digest
 
 PROJECT = "my_project"
 SOURCE = "driver_hourly_stats_source"
@@ -42,15 +42,6 @@ def feast_init_repo(dest: Path) -> Path:
     """A fresh copy of the ``feast init`` repository (``NAME/feature_repo``) at ``dest``."""
     shutil.copytree(_generated(), dest, ignore=shutil.ignore_patterns("__pycache__"))
     return dest
-
-
-def digest(folder: Path) -> str:
-    h = hashlib.sha256()
-    for p in sorted(folder.rglob("*")):
-        h.update(str(p.relative_to(folder)).encode())
-        if p.is_file():
-            h.update(p.read_bytes())
-    return h.hexdigest()
 
 
 def driver_stats(repo: Path) -> pl.DataFrame:
