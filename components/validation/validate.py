@@ -208,11 +208,11 @@ def validate_table(df: pl.DataFrame, contract: Contract) -> ValidationOutcome:
         extra_windows.append(first)
 
     masks = [f"__vt_m{j}" for j in range(len(checks))]
+    normalized = [_normalize(i, rule) for i, rule in enumerate(contract.columns)
+                  if _parses_text_datetime(rule, schema[rule.name])]
+    start = df.lazy().with_row_index(_IDX)
     work = (
-        df.lazy()
-        .with_row_index(_IDX)
-        .with_columns(_normalize(i, rule) for i, rule in enumerate(contract.columns)
-                      if _parses_text_datetime(rule, schema[rule.name]))
+        (start.with_columns(normalized) if normalized else start)
         .with_columns(_cast(i, rule, schema[rule.name]).alias(_col_ref(i))
                       for i, rule in enumerate(contract.columns))
         .with_columns(extra_windows)
