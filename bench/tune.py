@@ -1,7 +1,8 @@
 """Tuning benchmark: trials needed to reach a target, TPE vs random search; epochs saved by median stopping.
 
-Every trial runs through the real engine (``run_tuning``: ask-and-tell, metrics.jsonl reading, pruning, Katib
-stop order) on the simulated backend: a synthetic learning curve per configuration, no torch, on a fake clock,
+Every trial runs through the real engine (``run_tuning``: ask-and-tell, trials started through the launch module
+and polled through the one wait path, metrics.jsonl reading, pruning, Katib stop order) on the simulated backend
+(``tests/fakes/learning_curves.py``): a synthetic learning curve per configuration, no torch, on a manual clock,
 so a run is exactly reproducible for a seed and costs only the sampler's time.
 
 The objective is a validation loss after ``EPOCHS`` epochs over five hyperparameters (learning rate and weight
@@ -27,11 +28,12 @@ from typing import Any
 
 import optuna
 
-from components._core.waiting import ManualClock
 from components.training.launch import LaunchSpec
-from components.tuning.optuna_engine import StopReason, run_tuning
-from components.tuning.simulate import SimulatedBackend
+from components.tuning.engine import run_tuning
+from components.tuning.results import StopReason, TuningResult
 from components.tuning.spec import TuningSpec
+from tests.fakes.clock import ManualClock
+from tests.fakes.learning_curves import SimulatedBackend
 
 EPOCHS = 20
 TARGET = 0.25
@@ -87,19 +89,17 @@ def _spec(algorithm: str, seed: int, budget: int, goal: float | None, median: tu
     })
 
 
-
-
 def run_study(algorithm: str, seed: int, budget: int, *, goal: float | None = None,
               median: tuple[int, int] | None = None,
-              epochs_per_poll: int = EPOCHS) -> tuple[Any, SimulatedBackend]:
-    """One study through the engine on the simulated backend, in memory, on a fake clock."""
+              epochs_per_poll: int = EPOCHS) -> tuple[TuningResult, SimulatedBackend]:
+    """One study through the engine on the simulated backend, in memory, on a manual clock."""
     spec = _spec(algorithm, seed, budget, goal, median)
     backend = SimulatedBackend(learning_curve, epochs_per_poll=epochs_per_poll)
     with tempfile.TemporaryDirectory(prefix="bench-tune-") as tmp:
         base = LaunchSpec.parse({"name": f"bench-{algorithm}-{seed}", "trainer_config": {"epochs": EPOCHS},
                                  "data_uri": "synthetic", "output_uri": f"{tmp}/runs", "world_size": 1})
-        result = run_tuning(spec, base, backend, output_dir=tmp, storage=optuna.storages.InMemoryStorage(),
-                            clock=ManualClock().clock(), poll_interval_s=1.0)
+        result, _history = run_tuning(spec, base, backend, storage=optuna.storages.InMemoryStorage(),
+                                      storage_label="memory", clock=ManualClock().clock())
     return result, backend
 
 

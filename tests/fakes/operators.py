@@ -137,7 +137,7 @@ class KatibController:
             for i in range(self.trials):
                 params = self.assign(i)
                 value = self.objective(params)
-                trial = {
+                trial: dict[str, Any] = {
                     "apiVersion": "kubeflow.org/v1beta1", "kind": "Trial",
                     "metadata": {"name": f"{name}-t{i}", "labels": {"katib.kubeflow.org/experiment": name}},
                     "spec": {"parameterAssignments": [{"name": k, "value": v} for k, v in params.items()]},
