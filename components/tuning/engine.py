@@ -146,15 +146,32 @@ class _Engine:
         try:
             job = start(spec, self.backend, clock=self.clock).job
         except Exception as err:  # a trial that cannot start is a failed trial, as in Katib
+            self._cancel_strays(spec)
             self._finish(self._track(trial, spec, _NoJob(spec.name, "")), TrialOutcome.FAILED, TrialState.FAIL,
                          None, f"could not start: {type(err).__name__}: {err}")
             return
         except BaseException:  # interrupted while starting: record it, then let the interruption through
+            self._cancel_strays(spec)
             self._finish(self._track(trial, spec, _NoJob(spec.name, "")), TrialOutcome.KILLED, TrialState.FAIL,
                          None, "tuning step interrupted while starting the trial")
             raise
         self._track(trial, spec, job)
         log.info("trial %s started with %s", spec.name, params)
+
+    def _cancel_strays(self, spec: LaunchSpec) -> None:
+        """Cancel any job a failed start left behind (the server accepted the create, then the call failed), so
+        a trial recorded as failed holds nothing; only this trial's own jobs are found (by step and spec)."""
+        try:
+            strays = self.backend.attempts(spec)
+        except Exception as err:  # e.g. the API is down: nothing more to do here
+            log.warning("could not look for jobs of trial %s after its failed start: %s", spec.name, err)
+            return
+        for job in strays:
+            try:
+                job.cancel()
+                log.warning("cancelled %s, left by the failed start of trial %s", job.name, spec.name)
+            except Exception as err:
+                log.warning("could not cancel %s: %s", job.name, err)
 
     def _start_next(self) -> None:
         trial = self.study.ask(self.dists)
@@ -281,9 +298,10 @@ class _Engine:
                     log.warning("could not record trial %s as killed: %s", a.name, err)
 
 
-def _study_attempt(storage: BaseStorage, base: str) -> tuple[str, list[str]]:
+def _study_attempt(storage: BaseStorage, base: str) -> tuple[str, list[str], int]:
     """The study this run uses: the newest attempt of ``base`` unless it ended in failure (a failed stop reason,
-    or no successful trial), then the next one. Returns its name and the history lines of the earlier attempts."""
+    or no successful trial), then the next one. Returns its name, the history lines of the earlier attempts, and
+    how many trials it already holds."""
     existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
     history: list[str] = []
     attempt = 1
@@ -291,12 +309,12 @@ def _study_attempt(storage: BaseStorage, base: str) -> tuple[str, list[str]]:
         name = attempt_name(base, attempt, 128)
         summary = existing.get(name)
         if summary is None:
-            return name, history
+            return name, history, 0
         reason = summary.user_attrs.get(STOP_REASON_ATTR)
         no_best = summary.user_attrs.get(SUCCEEDED_ATTR) is False and reason not in {r.value for r in FAILED_REASONS}
         if reason not in {r.value for r in FAILED_REASONS} and not no_best:
             history.append(f"study attempt {attempt} {name}: resumed (last stop: {reason or 'none'})")
-            return name, history
+            return name, history, summary.n_trials
         why = f"{reason} with no successful trial" if no_best else reason
         history.append(f"study attempt {attempt} {name}: ended {why}; starting the next attempt")
         attempt += 1
@@ -314,8 +332,9 @@ def run_tuning(spec: TuningSpec, base_launch: LaunchSpec, backend: TrainingBacke
         merge_params(base_launch.trainer_config, dict.fromkeys((p.name for p in spec.parameters), 0))
     except ValueError as err:
         raise TuningError(f"parameters do not fit the base trainer_config: {err}") from None
-    name, history = _study_attempt(storage, study_name or f"{base_launch.name}-{spec.digest()}")
-    study = optuna.create_study(storage=storage, sampler=build_sampler(spec), pruner=build_pruner(spec),
+    name, history, trials_before = _study_attempt(storage, study_name or f"{base_launch.name}-{spec.digest()}")
+    sampler = build_sampler(spec, trials_before=trials_before)  # a resumed study does not repeat its suggestions
+    study = optuna.create_study(storage=storage, sampler=sampler, pruner=build_pruner(spec),
                                 study_name=name, direction=spec.direction, load_if_exists=True)
     reason = _Engine(spec, base_launch, backend, study, clock or Clock(), timeout_s).run()
     result = tuning_result(spec, study_name=name, storage=storage_label, stop_reason=reason,

@@ -11,7 +11,7 @@ from optuna.pruners import BasePruner, MedianPruner, NopPruner
 from optuna.samplers import BaseSampler, CmaEsSampler, GridSampler, RandomSampler, TPESampler
 from optuna.trial import FrozenTrial, TrialState
 
-from components.tuning.spec import ParameterSpec, TuningSpec
+from components.tuning.spec import MAX_SEED, ParameterSpec, TuningSpec
 
 
 class TuningError(RuntimeError):
@@ -47,12 +47,18 @@ class AskTellGridSampler(GridSampler):
         return None
 
 
-def build_sampler(spec: TuningSpec) -> BaseSampler:
+def build_sampler(spec: TuningSpec, *, trials_before: int = 0) -> BaseSampler:
     """The sampler for ``spec.algorithm`` with every option set explicitly (Optuna 5 changed TPE's defaults:
-    multivariate and constant_liar are now on). Unset Katib settings take Optuna's documented values."""
+    multivariate and constant_liar are now on). Unset Katib settings take Optuna's documented values.
+
+    ``trials_before``: trials the study already holds (a resumed study). A sampler's random state is not stored
+    with the study, so a seeded sampler made afresh would repeat the suggestions of the study's first run; the
+    seed is moved on by the trial count instead (still deterministic for a given history)."""
     name = spec.algorithm.algorithm_name
     opts = spec.algorithm.options()
     seed: int | None = opts.get("random_state")
+    if seed is not None and trials_before > 0:
+        seed = (seed + trials_before) % (MAX_SEED + 1)
     if name in ("tpe", "multivariate-tpe"):
         return TPESampler(
             n_startup_trials=opts.get("n_startup_trials", 10),

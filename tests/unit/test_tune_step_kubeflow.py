@@ -229,6 +229,17 @@ def test_an_interrupted_step_resumes_its_study_and_adopts_the_running_trials(tun
         f"== study attempt 1 {study_name()}: resumed (last stop: none)\n")
 
 
+def test_a_trial_whose_start_failed_after_the_create_leaves_no_job_behind(tuning: Tuning) -> None:
+    tuning.cluster.api.crash_after_create()  # the apiserver stores the first job, then the call fails
+    out = tuning.step()
+    t = out.result.trials
+    assert t["state"].to_list() == ["Failed", "Succeeded", "Succeeded", "Succeeded"]
+    assert t["message"][0] == "could not start: SimulatedCrash: process killed right after create"
+    assert [name for name, _ in tuning.cluster.api.deletions] == [t["name"][0]]  # the stray job is deleted
+    assert sorted(j["metadata"]["name"] for j in tuning.cluster.jobs()) == sorted(t["name"][1:].to_list())
+    assert all(len(live) < 2 for _, live in tuning.cluster.created)  # never more than parallelTrialCount
+
+
 def test_trials_past_their_deadline_are_deleted_and_failed_and_the_retry_starts_over(tuning: Tuning) -> None:
     tuning.cluster.operator.objective = lambda cfg: [0.5] * 1000  # never finishes in time
     spec = {**SPEC, "maxTrialCount": 2, "maxFailedTrialCount": 2}

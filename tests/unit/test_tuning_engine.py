@@ -23,6 +23,7 @@ from optuna.trial import TrialState
 
 from components._core.artifacts import local_path
 from components._core.jobs import JobPhase, JobStatus, RunningJob, WaitPolicy
+from components._core.signals import Terminated
 from components._core.waiting import Clock
 from components.training.launch import DNS1123, LaunchConfig, LaunchSpec, TrainingBackend
 from components.tuning.engine import run_tuning, trial_name
@@ -420,6 +421,30 @@ def test_a_crashed_step_leaves_trials_running_and_the_retry_adopts_them(tmp_path
     finished = optuna.load_study(study_name=study_of(spec, base), storage=storage).get_trials()
     for number, values in reported_before.items():
         assert values.items() <= finished[number].intermediate_values.items()
+
+
+def test_a_resumed_seeded_study_does_not_repeat_its_suggestions(tmp_path: Path) -> None:
+    spec = make_spec(algorithm={"algorithmName": "random", "algorithmSettings": [
+        {"name": "random_state", "value": "3"}]}, parallelTrialCount=1, maxTrialCount=6)
+
+    class TerminatedOnFourthStart(SimulatedBackend):
+        def create(self, spec: LaunchSpec) -> RunningJob:
+            if len(self.started) == 3:
+                raise Terminated()
+            return super().create(spec)
+
+    def resumed() -> list[tuple[float, str]]:
+        storage = optuna.storages.InMemoryStorage()
+        with pytest.raises(Terminated):
+            tune(tmp_path, spec, TerminatedOnFourthStart(curve), storage=storage)
+        result = tune(tmp_path, spec, SimulatedBackend(curve), storage=storage)
+        return list(zip(result.trials["params_lr"], result.trials["params_optimizer.name"], strict=True))
+
+    params = resumed()
+    assert len(params) == 6 and len(set(params)) == 6  # the resumed run's trials 4 and 5 are new points
+    assert resumed() == params  # and still a function of the seed and the history
+    fresh = tune(tmp_path, spec, SimulatedBackend(curve))
+    assert fresh.trials["params_lr"].to_list()[:4] == [p[0] for p in params[:4]]  # the first run as without resume
 
 
 def test_a_study_that_ended_in_failure_is_retried_as_its_next_attempt(tmp_path: Path) -> None:
