@@ -26,6 +26,7 @@ from components._core.jobs import JobPhase, JobStatus, RunningJob, WaitPolicy
 from components._core.signals import Terminated
 from components._core.waiting import Clock
 from components.training.launch import DNS1123, LaunchConfig, LaunchSpec, TrainingBackend
+from components.training.local import LocalTrainingBackend
 from components.tuning.engine import run_tuning, trial_name
 from components.tuning.observations import Observations, extract_value, read_new_metrics
 from components.tuning.params import ParamsError, merge_params
@@ -445,6 +446,27 @@ def test_a_resumed_seeded_study_does_not_repeat_its_suggestions(tmp_path: Path) 
     assert resumed() == params  # and still a function of the seed and the history
     fresh = tune(tmp_path, spec, SimulatedBackend(curve))
     assert fresh.trials["params_lr"].to_list()[:4] == [p[0] for p in params[:4]]  # the first run as without resume
+
+
+def test_a_crashed_step_cancels_local_trials_which_no_other_process_could_adopt(tmp_path: Path) -> None:
+    class LocalLike(LocalTrainingBackend):  # the local backend's kind, with simulated jobs
+        def __init__(self) -> None:
+            self.sim = SimulatedBackend(curve)
+
+        def attempts(self, spec: LaunchSpec) -> list[RunningJob]:
+            return self.sim.attempts(spec)
+
+        def create(self, spec: LaunchSpec) -> Any:
+            return self.sim.create(spec)
+
+    backend = LocalLike()
+    storage = optuna.storages.InMemoryStorage()
+    crash = ManualClock(lambda n: (_ for _ in ()).throw(SimulatedCrash("out of disk")) if n == 3 else None)
+    with pytest.raises(SimulatedCrash):
+        tune(tmp_path, make_spec(), backend, storage=storage, clock=crash.clock(), study_name="s")
+    assert sorted(backend.sim.cancelled) == sorted(backend.sim.started) and len(backend.sim.started) == 2
+    trials = optuna.load_study(study_name="s", storage=storage).get_trials()
+    assert [t.user_attrs["result"]["state"] for t in trials] == ["Killed", "Killed"]
 
 
 def test_a_study_that_ended_in_failure_is_retried_as_its_next_attempt(tmp_path: Path) -> None:
