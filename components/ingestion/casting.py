@@ -35,7 +35,7 @@ def arrow_cast(src: pl.DataType | None, to: str, result: pa.DataType | None = No
                ) -> Callable[[pa.Array], pa.Array]:
     """A function converting an Arrow array by the rule (``src``: the polars dtype to read it as; None takes
     the array's own), returning an array of type ``result`` when given."""
-    def convert(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    def convert(values: pa.Array) -> pa.Array:  # the hints tell Spark it is a scalar Arrow UDF
         series = pl.Series("v", values)
         dtype = series.dtype if src is None else src
         if series.dtype != dtype:

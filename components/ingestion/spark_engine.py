@@ -115,14 +115,21 @@ def _path(uri: str) -> str:
 
 
 def read(spark: SparkSession, table: Table, ordered: bool = False) -> DataFrame:
-    """Read a resolved table; ``ordered`` adds hidden file / position columns."""
+    """Read a resolved table; ``ordered`` adds hidden file / position columns.
+
+    CSV float columns are read as text and parsed by the cast rule: Spark's CSV parser knows one spelling of
+    NaN and infinity each, polars (whose schema this is) several (``inf``, ``-Infinity``, ``nan`` ...).
+    """
     paths = [_path(f) for f in table.files]
-    schema = T.StructType([T.StructField(n, spark_type(d)) for n, d in table.schema.items()])
+    floats = [n for n, d in table.schema.items() if d.is_float()] if table.format == "csv" else []
+    schema = T.StructType([T.StructField(n, T.StringType() if n in floats else spark_type(d))
+                           for n, d in table.schema.items()])
     if table.format == "parquet":
         df = spark.read.parquet(*paths)
     elif table.format == "csv":
         df = spark.read.csv(paths, schema=schema, header=True, mode="FAILFAST", escape='"',
                             multiLine=table.multiline)
+        df = df.withColumns({c: cast_column(c, "float64") for c in floats}) if floats else df
     else:
         df = spark.read.json(paths, schema=schema, mode="FAILFAST")
     if ordered:
@@ -133,7 +140,8 @@ def read(spark: SparkSession, table: Table, ordered: bool = False) -> DataFrame:
 def cast_column(name: str, to: str) -> Column:
     """A column converted by the one cast rule (an Arrow UDF running it on each batch); null where a value does
     not convert."""
-    convert = F.arrow_udf(arrow_cast(None, to, ARROW_TYPES[to]), SPARK_TYPES[to], F.ArrowUDFType.SCALAR)
+    # a scalar Arrow UDF by its type hints (pyspark's stubs still ask for the functionType it warns about)
+    convert = F.arrow_udf(arrow_cast(None, to, ARROW_TYPES[to]), SPARK_TYPES[to])  # type: ignore[call-overload]
     return convert(F.col(name))
 
 

@@ -97,7 +97,8 @@ def test_parquet_rows_come_from_the_footers(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("other", "message"), [
-    (EVENTS.with_columns(pl.col("id").cast(pl.String)), r"b\.parquet: column 'id' is large_string, but int64 in .*a\.parquet"),
+    (EVENTS.with_columns(pl.col("id").cast(pl.String)),
+     r"b\.parquet: column 'id' is large_string, but int64 in .*a\.parquet"),
     (EVENTS.drop("name"), r"b\.parquet lacks column 'name' that .*a\.parquet has"),
     (EVENTS.with_columns(extra=pl.lit(1)), r"b\.parquet has column 'extra' that .*a\.parquet lacks"),
     (EVENTS.select("name", "id"), r"b\.parquet: columns in another order"),
