@@ -87,6 +87,7 @@ class RunningJob(ABC):
 
     name: str
     attempt: int = 1
+    outlives_step: bool = True  # a retried step (a new process) can adopt it; False for local processes
 
     @property
     @abstractmethod
@@ -195,7 +196,7 @@ def wait(job: RunningJob, *, clock: Clock | None = None,
          on_status: Callable[[JobStatus], None] | None = None) -> JobStatus:
     """Wait until ``job`` ends and return its terminal status. SIGTERM, Ctrl-C and the deadline cancel the job
     (``Terminated`` / ``KeyboardInterrupt`` / ``DeadlineExceeded``); other errors leave it running for a retried
-    step to adopt."""
+    step to adopt, unless it cannot outlive this process (``outlives_step``), then it is cancelled too."""
     watch = Watch(job, clock=clock, on_status=on_status)
 
     def cancel_on_sigterm() -> None:
@@ -211,6 +212,10 @@ def wait(job: RunningJob, *, clock: Clock | None = None,
                 watch.sleep_until_due()
         except KeyboardInterrupt:
             job.cancel()
+            raise
+        except Exception:
+            if not job.outlives_step:
+                job.cancel()
             raise
 
 

@@ -60,7 +60,10 @@ def _signal_text(code: int) -> str:
 
 
 class LocalJob(RunningJob):
-    """A ``torch.distributed.run`` process group started by ``LocalTrainingBackend``."""
+    """A ``torch.distributed.run`` process group started by ``LocalTrainingBackend``; known only to the process
+    that started it, so it does not outlive the step."""
+
+    outlives_step = False
 
     def __init__(self, spec: LaunchSpec, proc: subprocess.Popen[bytes], log_path: Path, options: LocalOptions
                  ) -> None:

@@ -231,3 +231,19 @@ def test_cluster_backends_need_shared_storage_and_vertex_its_project() -> None:
         LaunchConfig.parse({"backend": "kubeflow", "output_root": "/tmp/x"})
     with pytest.raises(ConfigError, match=r"vertex .* is required"):
         LaunchConfig.parse({"backend": "vertex", "output_root": "gs://b/r"})
+
+
+def test_an_error_while_waiting_cancels_a_job_that_cannot_outlive_the_step(tmp_path: Path) -> None:
+    def broken(n: int) -> None:
+        if n == 2:
+            raise OSError("lost the process table")
+
+    for outlives, cancelled in ((True, 0), (False, 1)):
+        backend = ScriptedBackend([RUNNING], hook=broken)
+        ScriptedJob.outlives_step = outlives
+        try:
+            with pytest.raises(OSError):
+                run(_spec(tmp_path), backend, clock=ManualClock().clock())
+        finally:
+            del ScriptedJob.outlives_step
+        assert backend.made[0].cancelled == cancelled
