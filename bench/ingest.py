@@ -1,17 +1,22 @@
 """Ingestion benchmark: the same filter / derive / join / aggregate -> Parquet with our component (polars and
-duckdb engines), raw polars, raw duckdb and raw pyspark (local[*]) on generated demo events.
+duckdb engines), raw polars, raw duckdb and raw pyspark (local[*]) on generated demo events, read from Parquet
+(default) or CSV. Our runs include the row account (the files' rows counted, rows out of each count-changing
+transform counted); its figures are printed and must agree between our engines.
 
-    python -m bench ingest [--rows 10000000] [--entities 100000] [--repeat 3] [--no-spark] [--workdir DIR]
+    python -m bench ingest [--rows 10000000] [--entities 100000] [--repeat 3] [--format parquet|csv]
+                           [--no-spark] [--workdir DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import polars as pl
 
@@ -41,21 +46,29 @@ SQL = f"""
 COPY (
   SELECT country, segment, channel, count(*) AS n, sum(amount) AS amount_sum,
          avg(amount / n_items) AS per_item_mean, max(session_minutes) AS minutes_max
-  FROM read_parquet('{{events}}') JOIN read_parquet('{{entities}}') USING (entity_id)
+  FROM {{reader}}('{{events}}') JOIN read_parquet('{{entities}}') USING (entity_id)
   WHERE amount > {MIN_AMOUNT} AND country <> '{COUNTRY_OUT}'
   GROUP BY ALL
 ) TO '{{out}}' (FORMAT parquet)
 """
 
 
+ACCOUNTS: dict[str, dict[str, Any]] = {}  # our engines' row accounts, last run
+
+
 def ours(events: str, entities: str, out: str, engine: str = "polars") -> None:
     result = run_ingest(events, out, ingest_config(entities, engine))
     if result.engine != engine:
         raise SystemExit(f"engine {engine} handed the chain to {result.engine}")
+    ACCOUNTS[engine] = json.loads(result.to_metadata()["row_account"])
+
+
+def scan(events: str) -> pl.LazyFrame:
+    return pl.scan_csv(events) if events.endswith(".csv") else pl.scan_parquet(events)
 
 
 def raw_polars(events: str, entities: str, out: str) -> None:
-    (pl.scan_parquet(events)
+    (scan(events)
      .filter((pl.col("amount") > MIN_AMOUNT) & (pl.col("country") != COUNTRY_OUT))
      .with_columns((pl.col("amount") / pl.col("n_items")).alias("per_item"))
      .join(pl.scan_parquet(entities), on="entity_id", how="inner")
@@ -69,8 +82,9 @@ def raw_polars(events: str, entities: str, out: str) -> None:
 def raw_duckdb(events: str, entities: str, out: str) -> None:
     import duckdb
 
+    reader = "read_csv" if events.endswith(".csv") else "read_parquet"
     with duckdb.connect() as con:
-        con.execute(SQL.format(events=events, entities=entities, out=out))
+        con.execute(SQL.format(reader=reader, events=events, entities=entities, out=out))
 
 
 def spark_session() -> object:
@@ -88,7 +102,8 @@ def spark_session() -> object:
 def raw_pyspark(spark: object, events: str, entities: str, out: str) -> None:
     from pyspark.sql import functions as F
 
-    df = spark.read.parquet(events)  # type: ignore[attr-defined]
+    read = spark.read  # type: ignore[attr-defined]
+    df = read.csv(events, header=True, inferSchema=True) if events.endswith(".csv") else read.parquet(events)
     (df.filter((F.col("amount") > MIN_AMOUNT) & (F.col("country") != COUNTRY_OUT))
      .withColumn("per_item", F.col("amount") / F.col("n_items"))
      .join(spark.read.parquet(entities), on="entity_id", how="inner")  # type: ignore[attr-defined]
@@ -115,17 +130,19 @@ def main(argv: Sequence[str]) -> dict[str, float]:
     p.add_argument("--entities", type=int, default=100_000)
     p.add_argument("--repeat", type=int, default=5, help="rounds of the in-process engines (best is kept)")
     p.add_argument("--spark-repeat", type=int, default=2, help="pyspark jobs in one session (best is kept)")
+    p.add_argument("--format", choices=["parquet", "csv"], default="parquet", help="format of the events file")
     p.add_argument("--no-spark", action="store_true", help="skip pyspark (no ratio against it)")
     p.add_argument("--workdir", help="keep inputs and outputs here (default: a temporary folder)")
     args = p.parse_args(list(argv))
     work = args.workdir or tempfile.mkdtemp(prefix="bench-ingest-")
     os.makedirs(work, exist_ok=True)
-    events, entities = os.path.join(work, "events.parquet"), os.path.join(work, "entities.parquet")
+    events, entities = os.path.join(work, f"events.{args.format}"), os.path.join(work, "entities.parquet")
     start = time.perf_counter()
-    generate_events(EventsConfig.parse({"rows": args.rows, "entities": args.entities})).write_parquet(events)
+    data = generate_events(EventsConfig.parse({"rows": args.rows, "entities": args.entities}))
+    data.write_csv(events) if args.format == "csv" else data.write_parquet(events)
     generate_entities(args.entities).write_parquet(entities)
     print(f"data: {args.rows:,} events, {args.entities:,} entities in {time.perf_counter() - start:.1f} s "
-          f"({os.path.getsize(events) / 2**20:.0f} MiB Parquet), {os.cpu_count()} cores, "
+          f"({os.path.getsize(events) / 2**20:.0f} MiB {args.format}), {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f}")
     outs = {name: os.path.join(work, f"out_{name}.parquet") for name in ENGINES}
     secs = best_times({
@@ -155,6 +172,11 @@ def main(argv: Sequence[str]) -> dict[str, float]:
     if len(set(counts.values())) != 1:
         raise SystemExit(f"engines disagree on (rows, joined events): {counts}")
     print(f"row counts agree: {counts['ours'][0]} rows ({counts['ours'][1]:,} joined events) from every engine")
+    stages = {e: [(t["op"], t["rows_in"], t["rows_out"]) for t in a["transforms"]] for e, a in ACCOUNTS.items()}
+    if len({json.dumps(v) for v in stages.values()}) != 1 or ACCOUNTS["duckdb"]["rows_parsed"] != args.rows:
+        raise SystemExit(f"row accounts disagree: {ACCOUNTS}")
+    print(f"row account (both engines): {args.rows:,} rows read, " + ", ".join(
+        f"{op} {a:,} -> {b:,}" for op, a, b in stages["duckdb"]))
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
     best_raw = min(("polars", "duckdb"), key=lambda n: secs[n])

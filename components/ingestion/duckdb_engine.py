@@ -359,7 +359,8 @@ def aggregate_table(index: int) -> str:
 def _add_counts(q: Query, source: Table, transforms: Sequence[Transform], tables: Mapping[int, Table]) -> None:
     """Count the rows the account needs: the parsed tables, and the output of each transform
     ``counted_stages`` names. A count rides on a later check when no count-changing transform lies between: a
-    cast's check query, or an aggregate's group sizes; otherwise it is a query of its own."""
+    cast's check query, or an aggregate's group sizes. The others share as few scans as they can: a filter's
+    output is ``count(*) FILTER (WHERE ...)`` over its input, which also counts that input."""
     at = {c.cast[0]: c for c in q.checks if c.cast}
     for a in q.aggregates:  # rows in: the group sizes; rows out: the groups
         at[a] = Check(None, [f"coalesce(sum({ident(GROUP_ROWS)}), 0)"], aggregate_table(a))
@@ -367,7 +368,7 @@ def _add_counts(q: Query, source: Table, transforms: Sequence[Transform], tables
             at[a].select.append("count(*)")
             at[a].counts.append(a)
         q.checks.append(at[a])
-    alone: list[tuple[str | int, str]] = []
+    rest: list[tuple[str | int, int]] = []  # counts of their own: account key, position (rows of CTE s{p})
     points: list[tuple[str | int, int]] = [(SOURCE, -1), *((i, i) for i in counted_stages(transforms))]
     for key, i in points:  # key: the account's; i: the transform whose output it counts (-1: the source)
         j = i + 1
@@ -377,15 +378,31 @@ def _add_counts(q: Query, source: Table, transforms: Sequence[Transform], tables
             if at[j].cast:
                 at[j].select.append("count(*)")
             at[j].counts.insert(0 if at[j].cast is None else len(at[j].counts), key)
-        elif key == SOURCE:
-            alone.append((SOURCE, f"(SELECT count(*) FROM ({scan_sql(source)}))"))
         else:
-            alone.append((i, f"(SELECT count(*) FROM s{i + 1})"))
-    alone += [(joined(i), f"(SELECT count(*) FROM ({scan_sql(t)}))") for i, t in tables.items()]
-    if alone:
-        last = max((k for k, _ in alone if isinstance(k, int)), default=None)
-        q.checks.append(Check(None, [sql for _, sql in alone], "" if last is None else f"s{last + 1}",
-                              [k for k, _ in alone], scalar=True))
+            rest.append((key, i + 1))
+
+    def segment(p: int) -> int:  # positions with equal row counts share a segment
+        return sum(changes_count(t) for t in transforms[:p])
+
+    def filtered(p: int) -> Filter | None:  # the filter whose output position p is
+        t = transforms[p - 1] if p > 0 else None
+        return t if isinstance(t, Filter) else None
+
+    scans: dict[int, Check] = {}  # by the position they read; filters first, plain counts join them
+    for key, p in sorted(rest, key=lambda kp: filtered(kp[1]) is None):
+        f = filtered(p)
+        if f is not None:
+            base, expr = p - 1, f"count(*) FILTER (WHERE ({f.sql}))"
+        else:
+            base = next((b for b in scans if segment(b) == segment(p)), p)
+            expr = "count(*)"
+        check = scans.setdefault(base, Check(None, [], f"s{base}"))
+        check.select.append(expr)
+        check.counts.append(key)
+    q.checks.extend(scans.values())
+    if tables:
+        q.checks.append(Check(None, [f"(SELECT count(*) FROM ({scan_sql(t)}))" for t in tables.values()], "",
+                              [joined(i) for i in tables], scalar=True))
 
 
 def _cast_stage(q: Query, i: int, t: Cast, schema: pl.Schema, hidden: Sequence[str]) -> str:

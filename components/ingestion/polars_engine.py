@@ -1,5 +1,6 @@
 """Polars engine: lazy scan -> transforms -> streaming ``sink_parquet``, in one pass with the cast checks and
-the row counts (``collect_all`` shares the scan between the sink and the small count queries)."""
+the row counts (``collect_all`` runs them together; a counted stage is a ``cache`` node, so its count and the
+rest of the chain share one computation of it)."""
 
 from __future__ import annotations
 
@@ -90,6 +91,8 @@ class Plan:
 def build(source: Table, transforms: Sequence[Transform], tables: Mapping[int, Table]) -> Plan:
     """The plan of the chain; type errors name the transform."""
     lf = source.scan()
+    if source.format != "parquet":  # the parser's own count, from the one parse (Parquet: the footers)
+        lf = lf.cache()
     counts: dict[str | int, pl.LazyFrame] = {SOURCE: lf.select(pl.len())}
     counts.update({joined(i): t.scan().select(pl.len()) for i, t in tables.items()})
     if any(isinstance(t, Dedupe) for t in transforms):  # first / last follow input order, as in Spark
@@ -103,7 +106,8 @@ def build(source: Table, transforms: Sequence[Transform], tables: Mapping[int, T
             schema = lf.collect_schema()
         except READ_ERRORS as err:
             raise TransformError(i, t.op, str(err).splitlines()[0]) from None
-        if i in wanted:
+        if i in wanted:  # a cache node: the count and the rest of the chain share one computation of it
+            lf = lf.cache()
             counts[i] = lf.select(pl.len())
     return Plan(lf.drop(ROW) if ROW in schema else lf, checks, counts)
 

@@ -132,6 +132,8 @@ def test_duckdb_rows_equal_polars_rows(tmp_path: Path, kind: str, chain: list[di
     assert (by_duckdb.rows_in, by_duckdb.rows_out) == (by_polars.rows_in, by_polars.rows_out) == (N, ours.height)
     assert by_duckdb.cast_failures == by_polars.cast_failures
     assert by_polars.cast_failures["ts"] == 11 and by_polars.cast_failures["day"] > 0
+    assert by_duckdb.account and by_polars.account  # the same rows into and out of every transform
+    assert by_duckdb.account.stages == by_polars.account.stages and by_duckdb.account.rows_parsed == N
     if chain is ROW_CHAIN:
         assert ours.schema["ts"] == pl.Datetime("us", "UTC") and ours.schema["at"] == pl.Datetime("us", "UTC")
         assert ours["raw_ratio"].is_infinite().any() and ours["raw_ratio"].is_nan().any()
