@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from components._core.artifacts import local_path, write_json, write_text
+from components._core.artifacts import filesystem, local_path, write_json, write_text
 from components._core.backends import Backend
 from components._core.config import ConfigError
 from components._core.jobs import JobPhase
@@ -81,9 +81,9 @@ def tune_step(data_uri: str, *, output_dir: str, spec: TuningSpec | Mapping[str,
     # on a cluster
     base = launch_spec(lc, name=name, trainer_config=trainer, data_uri=data_uri, local_output=output_dir)
     if cfg.engine == "katib":
-        result = _katib(tspec, base, lc, cfg, output_dir, run_id, task, clock)
+        result, detail = _katib(tspec, base, lc, cfg, output_dir, run_id, task, clock)
     else:
-        result = _optuna(tspec, base, lc, cfg, output_dir, run_id, task, clock, env)
+        result, detail = _optuna(tspec, base, lc, cfg, output_dir, run_id, task, clock, env), ""
     files = write_reports(result, output_dir)
     for src, dst in ((files["trials_parquet"], trials_uri), (files["history"], history_uri)):
         if dst:
@@ -91,7 +91,7 @@ def tune_step(data_uri: str, *, output_dir: str, spec: TuningSpec | Mapping[str,
     best = result.best()
     if not result.succeeded or best is None:
         raise TuningFailed(f"tuning failed: {result.stop_reason.value}; trials {result.counts()}; "
-                           f"table {files['trials_csv']}", result)
+                           f"table {files['trials_csv']}" + (f"; {detail}" if detail else ""), result)
     best_config = best.apply(base.trainer_config)
     write_json(best_config, output_file(output_dir, BEST_TRAINER_CONFIG))
     return TuneOutcome(best_config, best, result)
@@ -118,7 +118,8 @@ def _trial_lines(result: TuningResult) -> str:
 
 
 def _katib(tspec: TuningSpec, base: LaunchSpec, lc: LaunchConfig, cfg: TuneConfig, output_dir: str, run_id: str,
-           task: str, clock: Clock | None) -> TuningResult:
+           task: str, clock: Clock | None) -> tuple[TuningResult, str]:
+    """The Experiment's result, and how it ended (also appended to the logs: Katib's own words on a failure)."""
     from components.tuning.katib import MAX_NAME, build_experiment
     from components.tuning.katib_run import KatibEngine, frozen_trials, stop_reason
 
@@ -135,9 +136,14 @@ def _katib(tspec: TuningSpec, base: LaunchSpec, lc: LaunchConfig, cfg: TuneConfi
     ran = KatibEngine(lc.kubeflow, clock=clock).run(step, manifest_for, timeout_s=cfg.timeout_s,
                                                     logs_uri=output_file(output_dir, LOGS))
     write_json(manifest_for(ran.launch.job.name), output_file(output_dir, "experiment.json"))
+    ended = f"Katib Experiment {ran.launch.job.name} {ran.status.phase.value.lower()}" + (
+        f": {ran.status.message}" if ran.status.message else "")
+    logs = output_file(output_dir, LOGS)
+    fs, path = filesystem(logs)
+    write_text((fs.cat_file(path).decode() if fs.exists(path) else "") + f"== {ended}\n", logs)
     if ran.status.phase not in (JobPhase.SUCCEEDED, JobPhase.FAILED):
-        raise LaunchError(f"Katib Experiment {ran.launch.job.name} {ran.status.phase.value.lower()}: "
-                          f"{ran.status.message}")
-    return tuning_result(tspec, study_name=ran.launch.job.name, storage="katib",
-                         stop_reason=stop_reason(ran.experiment), trials=frozen_trials(ran.trials, tspec))
+        raise LaunchError(ended)
+    result = tuning_result(tspec, study_name=ran.launch.job.name, storage="katib",
+                           stop_reason=stop_reason(ran.experiment), trials=frozen_trials(ran.trials, tspec))
+    return result, ended
 

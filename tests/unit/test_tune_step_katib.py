@@ -100,15 +100,22 @@ def test_the_experiment_runs_and_its_trials_become_the_table_the_page_and_a_type
     assert json.loads((katib.tmp / "run" / "best_trainer_config.json").read_text()) == best
     assert out.result.storage == "katib" and out.metric_values()["trials_succeeded"] == 4
     assert set(katib.cluster.clock.sleeps) == {13.0}  # launch.kubeflow.wait.poll_interval_s
-    assert f"== attempt 1 {EXPERIMENT}: Pending, created" in (katib.tmp / "run" / "logs.txt").read_text()
+    logs = (katib.tmp / "run" / "logs.txt").read_text()
+    assert logs.startswith(f"== attempt 1 {EXPERIMENT}: Pending, created\n")
+    assert logs.endswith(f"== Katib Experiment {EXPERIMENT} succeeded: ExperimentMaxTrialsReached: Experiment has "
+                         "succeeded because max trial count has reached\n")
 
 
 def test_a_failed_experiment_fails_the_step_after_writing_reports_and_the_retry_creates_attempt_two(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     katib = KatibTuning(tmp_path, monkeypatch, fail="Experiment has failed because max failed count has reached")
-    with pytest.raises(TuningFailed, match="ExperimentMaxFailedTrialsReached"):
+    ended = (f"Katib Experiment {EXPERIMENT} failed: ExperimentMaxFailedTrialsReached: Experiment has failed "
+             "because max failed count has reached")
+    with pytest.raises(TuningFailed, match="ExperimentMaxFailedTrialsReached") as err:
         katib.step()
+    assert str(err.value).endswith(f"; {ended}")  # Katib's own words on why
     run = tmp_path / "run"
+    assert (run / "logs.txt").read_text().endswith(f"== {ended}\n")
     assert pl.read_parquet(tmp_path / "run-trials.parquet").height == 4  # the reports are written first
     assert (tmp_path / "run-history.html").exists() and (run / "summary.json").exists()
     assert json.loads((run / "summary.json").read_text())["stop_reason"] == "ExperimentMaxFailedTrialsReached"
