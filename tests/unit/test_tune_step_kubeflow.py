@@ -183,6 +183,24 @@ def test_sigterm_deletes_the_running_trial_jobs_and_exits_143(tuning: Tuning) ->
     assert [t.user_attrs["result"]["state"] for t in trials] == ["Killed", "Killed"]
 
 
+def test_sigterm_during_a_trial_create_deletes_that_job_too(tuning: Tuning) -> None:
+    create = tuning.cluster.api.create_namespaced_custom_object
+
+    def create_then_sigterm(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        created = create(*args, **kwargs)
+        if len(tuning.cluster.created) == 2:  # the second trial's job: SIGTERM while the call is returning
+            os.kill(os.getpid(), signal.SIGTERM)
+        return created
+
+    tuning.cluster.api.create_namespaced_custom_object = create_then_sigterm  # type: ignore[method-assign]
+    with pytest.raises(Terminated, match="while creating"):
+        tuning.step()
+    assert len(tuning.cluster.created) == 2 and tuning.cluster.jobs() == []  # the one being created too
+    trials = tuning.study().get_trials()
+    assert [t.user_attrs["result"]["message"] for t in trials] == [
+        "tuning step interrupted", "tuning step interrupted while starting the trial"]
+
+
 def test_a_failed_tuning_step_is_retried_as_study_attempt_two_and_succeeds(tuning: Tuning) -> None:
     tuning.broken = True
     with pytest.raises(TuningFailed, match="ExperimentMaxFailedTrialsReached") as err:
