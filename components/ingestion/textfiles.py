@@ -112,6 +112,8 @@ class _Counter:
         self.lines = _Lines()
         self.carry = b""
         self.fields = 0  # CSV: commas a record must hold (columns - 1); set by the header
+        self._newlines = np.zeros(0, np.int64)  # positions of every \n in the last buffer (for line numbers)
+        self._quoted = False  # the last buffer holds a quote
 
     def feed(self, chunk: bytes) -> None:
         buf = self.carry + chunk if self.carry else chunk
@@ -123,7 +125,7 @@ class _Counter:
             return
         last = int(ends[-1]) + 1
         self._records(buf, ends)
-        self.lines.before += buf.count(b"\n", 0, last)
+        self.lines.before += int(np.searchsorted(self._newlines, last))
         self.carry = buf[last:]
 
     def close(self) -> TextCount:
@@ -147,8 +149,9 @@ class _Counter:
     def _ends(self, buf: bytes) -> np.ndarray:
         """Positions of record-ending newlines (CSV: outside quotes; the buffer starts at a record)."""
         a = np.frombuffer(buf, np.uint8)
-        newlines = np.flatnonzero(a == NEWLINE)
-        if self.fmt != "csv" or buf.count(b'"') == 0:
+        newlines = self._newlines = np.flatnonzero(a == NEWLINE)
+        self._quoted = self.fmt == "csv" and b'"' in buf  # memchr: fast when there is none
+        if not self._quoted:
             return newlines
         quotes = np.flatnonzero(a == QUOTE)
         inside = (np.searchsorted(quotes, newlines) & 1).astype(bool)
@@ -176,18 +179,13 @@ class _Counter:
 
     def _blank(self, buf: bytes, ends: np.ndarray) -> np.ndarray:
         """Per record: is it blank? (CSV: empty or ``\\r``; JSON lines: whitespace only)."""
-        blank = np.zeros(len(ends), bool)
-        if self.fmt == "csv":
-            if not (buf.startswith((b"\n", b"\r\n")) or b"\n\n" in buf or b"\n\r\n" in buf):
-                return blank
-        elif not (buf[:1].isspace() or any(s in buf for s in (b"\n\n", b"\n\r", b"\n ", b"\n\t"))):
-            return blank
         a = np.frombuffer(buf, np.uint8)
         starts = np.concatenate(([0], ends[:-1] + 1))
         if self.fmt == "csv":
             length = ends - starts
             return (length == 0) | ((length == 1) & (a[np.maximum(ends - 1, 0)] == CR))
         # JSON lines: only records that start with whitespace (or are empty) can be blank
+        blank = np.zeros(len(ends), bool)
         candidates = np.flatnonzero((starts == ends) | np.isin(a[np.minimum(starts, len(a) - 1)], WHITESPACE))
         for i in candidates.tolist():
             blank[i] = not buf[int(starts[i]):int(ends[i])].strip()
@@ -240,13 +238,12 @@ class _Counter:
         """Every record that is not blank has the header's field count, else ``ArtifactError`` naming the line."""
         start = 0 if first == 0 else int(ends[first - 1]) + 1
         end = int(ends[-1]) + 1
-        quoted = buf.count(b'"', start, end) > 0
         expected = self.fields * int((~blank[first:]).sum())
-        if not quoted and buf.count(b",", start, end) == expected:
-            return  # fast path; a short row hidden by a long one is still refused by every parser (long rows)
         a = np.frombuffer(buf, np.uint8)[start:end]
+        if not self._quoted and np.count_nonzero(a == COMMA) == expected:
+            return  # fast path; a short row hidden by a long one is still refused by every parser (long rows)
         commas = np.flatnonzero(a == COMMA)
-        if quoted:
+        if self._quoted:
             quotes = np.flatnonzero(a == QUOTE)
             commas = commas[(np.searchsorted(quotes, commas) & 1) == 0]
             if len(commas) == expected:
@@ -264,7 +261,7 @@ class _Counter:
                             f"header has {self.fields + 1}")
 
     def _check_utf8(self, buf: bytes, end: int) -> None:
-        if np.frombuffer(buf, np.uint8, count=end).max(initial=0) < 0x80:
+        if buf.isascii():
             return
         try:
             buf[:end].decode("utf-8")
