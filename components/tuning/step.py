@@ -28,7 +28,7 @@ from components.training.launch import (
 )
 from components.tuning.config import TuneConfig
 from components.tuning.engine import run_tuning
-from components.tuning.params import BestParams
+from components.tuning.params import BestParams, ParamsError, merge_params
 from components.tuning.report import write_reports
 from components.tuning.results import TuningResult, tuning_result
 from components.tuning.spec import TuningSpec
@@ -76,6 +76,7 @@ def tune_step(data_uri: str, *, output_dir: str, spec: TuningSpec | Mapping[str,
     Raises ``TuningFailed`` after writing them when the experiment did not succeed."""
     tspec, cfg, lc = TuningSpec.parse(spec), TuneConfig.parse(tune), LaunchConfig.parse(launch)
     trainer = TrainerConfig.parse(trainer_config).model_dump(mode="json", exclude_none=True)
+    check_search_space(tspec, trainer)
     name = deterministic_name(run_id, task, prefix="tune")
     # trials write under <base output>/trials/<trial>: <output_dir>/trials/... locally, <output_root>/<name>/trials/...
     # on a cluster
@@ -95,6 +96,23 @@ def tune_step(data_uri: str, *, output_dir: str, spec: TuningSpec | Mapping[str,
     best_config = best.apply(base.trainer_config)
     write_json(best_config, output_file(output_dir, BEST_TRAINER_CONFIG))
     return TuneOutcome(best_config, best, result)
+
+
+def check_search_space(spec: TuningSpec, trainer_config: Mapping[str, Any]) -> None:
+    """Every parameter names a trainer config field and its space holds only values the trainer accepts: each
+    parameter's bounds (double, int) or choices (categorical, discrete), merged into ``trainer_config``, must parse
+    as a ``TrainerConfig``. A bad space fails here, naming the parameter, instead of in every trial's job."""
+    for p in spec.parameters:
+        fs = p.feasible_space
+        values: list[Any] = p.choices() if fs.values is not None else [fs.low, fs.high]
+        if p.parameter_type == "int":
+            values = [int(v) for v in values]
+        for value in values:
+            try:
+                TrainerConfig.parse(merge_params(trainer_config, {p.name: value}))
+            except (ConfigError, ParamsError) as err:
+                raise ConfigError(f"invalid TuningSpec.parameters: {p.name} = {value!r} is not a value the trainer "
+                                  f"accepts:\n{err}") from None
 
 
 def _optuna(tspec: TuningSpec, base: LaunchSpec, lc: LaunchConfig, cfg: TuneConfig, output_dir: str, run_id: str,

@@ -19,6 +19,7 @@ import polars as pl
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from components._core.config import ConfigError
 from components._core.k8s_meta import deterministic_name
 from components._core.signals import Terminated
 from components.training.config import TrainerConfig
@@ -134,6 +135,26 @@ def test_each_trial_is_a_valid_pytorchjob_polled_at_the_configured_interval(tuni
     assert out.metric_values()["trials_succeeded"] == 4 and out.run_metadata()["study"] == study_name()
     logs = (run / "logs.txt").read_text()
     assert all(f"trial {n}: Succeeded value=" in logs for n in names)
+
+
+@pytest.mark.parametrize("parameter,match", [
+    ({"name": "optimizer.name", "parameterType": "categorical", "feasibleSpace": {"list": ["adam", "sgd"]}},
+     r"optimizer\.name = 'adam' is not a value the trainer accepts:\n.*TrainerConfig\.optimizer: Extra inputs"),
+    ({"name": "dropout", "parameterType": "double", "feasibleSpace": {"min": 0.0, "max": 0.95}},
+     r"dropout = 0\.95 is not .*\n.*TrainerConfig\.dropout: Input should be less than or equal to 0\.9"),
+    ({"name": "batch_size", "parameterType": "int", "feasibleSpace": {"min": 0, "max": 64}},
+     r"batch_size = 0 is not .*TrainerConfig\.batch_size"),
+    ({"name": "early_stopping.metric", "parameterType": "categorical",
+      "feasibleSpace": {"list": ["val_auc", "val_f1"]}}, r"early_stopping\.metric = 'val_f1' is not"),
+    ({"name": "dropout.rate", "parameterType": "double", "feasibleSpace": {"min": 0.1, "max": 0.2}},
+     r"dropout\.rate = 0\.1 is not .*trainer_config\.dropout is not a mapping"),
+])
+def test_a_search_space_the_trainer_cannot_take_fails_before_any_trial(tuning: Tuning, parameter: dict[str, Any],
+                                                                      match: str) -> None:
+    spec = {**SPEC, "parameters": [SPEC["parameters"][0], parameter]}
+    with pytest.raises(ConfigError, match=f"(?s){match}"):
+        tuning.step(spec=spec)
+    assert tuning.cluster.created == [] and not (tuning.tmp / "run" / "study.db").exists()
 
 
 def test_transient_api_errors_do_not_fail_a_trial(tuning: Tuning, caplog: pytest.LogCaptureFixture) -> None:
