@@ -12,8 +12,8 @@ then ``maxTrialCount`` trials finished.
 
 Retries: a step run again with the same storage resumes its study and adopts the trials still running. As on the
 one wait path, a stop condition, SIGTERM and Ctrl-C cancel the running trials (recorded as Killed), while a crash
-of the step (any other error) leaves them running for the retry to adopt (cluster jobs; local processes, which a
-new process cannot adopt, are cancelled). A study that ended in failure (failed-trial limit, deadline, or the
+of the step (any other error) leaves them running for the retry to adopt where their jobs outlive the step
+(``RunningJob.outlives_step``: cluster jobs; local processes are cancelled). A study that ended in failure (failed-trial limit, deadline, or the
 trial budget spent without a successful trial) is not resumed: the retry starts the next attempt of the study
 (``<name>-a2``), whose trials are new jobs; so a retried tuning step can succeed.
 """
@@ -280,13 +280,15 @@ class _Engine:
                 self._sleep()
         except Exception as err:
             # The step crashed (storage lost, a bug, an error outside a trial's own poll): as on the one wait path,
-            # the running trials are left running for the retried step to resume and adopt, where they outlive
-            # this process (cluster jobs). Local processes cannot be adopted by another process: they are
-            # cancelled below, as on a stop condition, SIGTERM and Ctrl-C.
-            if self.active and _outlives_process(self.backend):
+            # the running trials whose jobs outlive the step (cluster jobs) are left running for the retried step
+            # to resume and adopt; the others (local processes, which no other process can adopt) are cancelled
+            # below, as on a stop condition, SIGTERM and Ctrl-C.
+            left = [a for a in self.active.values() if a.watch.job.outlives_step]
+            if left:
                 log.warning("tuning step failed (%s: %s); leaving trials %s running for a retried step to adopt",
-                            type(err).__name__, err, ", ".join(a.name for a in self.active.values()))
-                self.active.clear()
+                            type(err).__name__, err, ", ".join(a.name for a in left))
+            for a in left:
+                self.active.pop(a.trial.number)
             raise
         finally:
             why = f"experiment stopped: {reason.value}" if reason else "tuning step interrupted"
@@ -297,14 +299,6 @@ class _Engine:
                     self._finish(a, TrialOutcome.KILLED, TrialState.FAIL, None, why)
                 except Exception as err:  # keep cancelling; never mask the error that got us here
                     log.warning("could not record trial %s as killed: %s", a.name, err)
-
-
-def _outlives_process(backend: TrainingBackend) -> bool:
-    """Whether ``backend``'s jobs outlive the step's process, so a retried step (a new process) can adopt them:
-    cluster jobs do; local ``torch.distributed.run`` processes are known only to the process that started them."""
-    from components.training.local import LocalTrainingBackend
-
-    return not isinstance(backend, LocalTrainingBackend)
 
 
 def _study_attempt(storage: BaseStorage, base: str) -> tuple[str, list[str], int]:

@@ -26,7 +26,6 @@ from components._core.jobs import JobPhase, JobStatus, RunningJob, WaitPolicy
 from components._core.signals import Terminated
 from components._core.waiting import Clock
 from components.training.launch import DNS1123, LaunchConfig, LaunchSpec, TrainingBackend
-from components.training.local import LocalTrainingBackend
 from components.tuning.engine import run_tuning, trial_name
 from components.tuning.observations import Observations, extract_value, read_new_metrics
 from components.tuning.params import ParamsError, merge_params
@@ -448,23 +447,19 @@ def test_a_resumed_seeded_study_does_not_repeat_its_suggestions(tmp_path: Path) 
     assert fresh.trials["params_lr"].to_list()[:4] == [p[0] for p in params[:4]]  # the first run as without resume
 
 
-def test_a_crashed_step_cancels_local_trials_which_no_other_process_could_adopt(tmp_path: Path) -> None:
-    class LocalLike(LocalTrainingBackend):  # the local backend's kind, with simulated jobs
-        def __init__(self) -> None:
-            self.sim = SimulatedBackend(curve)
+def test_a_crashed_step_cancels_the_trials_whose_jobs_cannot_outlive_it(tmp_path: Path) -> None:
+    class ProcessLike(SimulatedBackend):  # jobs only this process knows, as local torchrun processes
+        def create(self, spec: LaunchSpec) -> RunningJob:
+            job = super().create(spec)
+            job.outlives_step = False
+            return job
 
-        def attempts(self, spec: LaunchSpec) -> list[RunningJob]:
-            return self.sim.attempts(spec)
-
-        def create(self, spec: LaunchSpec) -> Any:
-            return self.sim.create(spec)
-
-    backend = LocalLike()
+    backend = ProcessLike(curve)
     storage = optuna.storages.InMemoryStorage()
     crash = ManualClock(lambda n: (_ for _ in ()).throw(SimulatedCrash("out of disk")) if n == 3 else None)
     with pytest.raises(SimulatedCrash):
         tune(tmp_path, make_spec(), backend, storage=storage, clock=crash.clock(), study_name="s")
-    assert sorted(backend.sim.cancelled) == sorted(backend.sim.started) and len(backend.sim.started) == 2
+    assert sorted(backend.cancelled) == sorted(backend.started) and len(backend.started) == 2
     trials = optuna.load_study(study_name="s", storage=storage).get_trials()
     assert [t.user_attrs["result"]["state"] for t in trials] == ["Killed", "Killed"]
 
