@@ -13,9 +13,10 @@ then ``maxTrialCount`` trials finished.
 Retries: a step run again with the same storage resumes its study and adopts the trials still running. As on the
 one wait path, a stop condition, SIGTERM and Ctrl-C cancel the running trials (recorded as Killed), while a crash
 of the step (any other error) leaves them running for the retry to adopt where their jobs outlive the step
-(``RunningJob.outlives_step``: cluster jobs; local processes are cancelled). A study that ended in failure (failed-trial limit, deadline, or the
-trial budget spent without a successful trial) is not resumed: the retry starts the next attempt of the study
-(``<name>-a2``), whose trials are new jobs; so a retried tuning step can succeed.
+(``RunningJob.outlives_step``: cluster jobs; local processes are cancelled). A study that ended in failure
+(failed-trial limit, deadline, or the trial budget spent without a successful trial) is not resumed: the retry
+starts the next attempt of the study (``<name>-a2``), whose trials are new jobs; so a retried tuning step can
+succeed.
 """
 
 from __future__ import annotations
