@@ -293,6 +293,8 @@ class _Engine:
             raise
         finally:
             why = f"experiment stopped: {reason.value}" if reason else "tuning step interrupted"
+            if self.active:  # Terminated exits quietly: say here what happens to the trials
+                log.warning("%s: cancelling running trials %s", why, ", ".join(a.name for a in self.active.values()))
             for number in sorted(self.active):
                 a = self.active[number]
                 self._cancel(a)
