@@ -388,14 +388,22 @@ def _add_counts(q: Query, source: Table, transforms: Sequence[Transform], tables
         t = transforms[p - 1] if p > 0 else None
         return t if isinstance(t, Filter) else None
 
-    scans: dict[int, Check] = {}  # by the position they read; filters first, plain counts join them
-    for key, p in sorted(rest, key=lambda kp: filtered(kp[1]) is None):
+    plain = {segment(p): (key, p) for key, p in rest if filtered(p) is None}
+    if SOURCE in [key for key, _ in plain.values()] and source.format == "parquet":
+        plain.pop(0)  # from the footers: cheaper alone than riding on a filter's scan
+        q.checks.append(Check(None, [f"(SELECT count(*) FROM ({scan_sql(source)}))"], "", [SOURCE], scalar=True))
+    scans: dict[int, Check] = {}  # by the position they read
+    for key, p in sorted(rest, key=lambda kp: filtered(kp[1]) is None):  # filters first: plain counts join them
         f = filtered(p)
-        if f is not None:
+        if f is not None and segment(p - 1) in plain:  # one scan of the filter's input counts it and its output
             base, expr = p - 1, f"count(*) FILTER (WHERE ({f.sql}))"
-        else:
+        elif f is not None:  # pushed down into the scan
+            base, expr = p, "count(*)"
+        elif (key, p) in plain.values():
             base = next((b for b in scans if segment(b) == segment(p)), p)
             expr = "count(*)"
+        else:
+            continue  # the Parquet source's count, above
         check = scans.setdefault(base, Check(None, [], f"s{base}"))
         check.select.append(expr)
         check.counts.append(key)

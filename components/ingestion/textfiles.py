@@ -1,15 +1,15 @@
 """Text sources at the byte level: decompress, transcode to UTF-8, count records, check the CSV structure.
 
-One streaming pass per file (16 MiB chunks, numpy and ``bytes.count`` over the bytes, no parsing) gives the
-record count the engines' answers are checked against, and rejects what the engines would read differently:
+One streaming pass per file (16 MiB chunks, numpy over the bytes, no parsing) gives the record count the engines'
+answers are checked against, and rejects what the engines would read differently:
 
-* CSV records end at a ``\\n`` outside double quotes (RFC 4180: ``""`` is a quote inside a quoted field), so a
-  quoted field may hold newlines; ``\\r\\n`` endings count like ``\\n``. Blank lines (empty, or only ``\\r``) are
+* CSV records end at a ``\n`` outside double quotes (RFC 4180: ``""`` is a quote inside a quoted field), so a
+  quoted field may hold line breaks; ``\r\n`` endings count like ``\n``. Blank lines (empty, or only ``\r``) are
   skipped and counted. Every other record must have the header's field count: a short or long row rejects the
   file, naming it and the line; so does a quote inside an unquoted field, or a quoted field left open. A
   duplicate column name in the header is rejected, naming the column.
 * JSON lines: one record per line that is not blank (empty or whitespace only); blank lines are skipped and
-  counted. Malformed JSON is left to the parser, whose error names the file.
+  counted. Malformed JSON is left to the parser; the error names the file and the line.
 * Bytes must be valid in the declared encoding (UTF-8 by default); a byte-order mark (UTF-8, UTF-16, UTF-32)
   decides the encoding. Invalid bytes reject the file, naming it and the line.
 
