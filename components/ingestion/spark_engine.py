@@ -223,6 +223,12 @@ def run(spark: SparkSession, source: Table, transforms: Sequence[Transform], tab
         output_uri: str, settle: Settle) -> tuple[EngineRun, RowAccount]:
     """Execute the chain with Spark and write a Parquet folder at ``output_uri``; it appears only when the row
     account (``settle``) adds up."""
+    master = spark.sparkContext.master or ""
+    made = [s.path for table in (source, *tables.values()) for s in table.sources if s.path != s.uri]
+    if made and not master.startswith("local"):
+        raise IngestError(f"the spark engine on {master} cannot read {made[0]}: compressed, transcoded or cleaned "
+                          "sources are made plain in the step's local scratch folder, which executors do not see; "
+                          "use a local master, the duckdb or polars engine, or plain UTF-8 sources on shared storage")
     failures: dict[str, int] = {}
     observed: dict[str | int, Observation] = {}
     wanted = set(counted_stages(transforms))

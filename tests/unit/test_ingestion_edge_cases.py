@@ -119,6 +119,15 @@ def test_edge_case(sources: Path, tmp_path: Path, engine: str, name: str) -> Non
     run_case(CASES[name], sources, tmp_path / "out.parquet", engine)
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_joined_table_has_its_own_encoding(sources: Path, tmp_path: Path, engine: str) -> None:
+    (tmp_path / "ids.csv").write_text("id,label\n1,x\n2,y\n")
+    join = {"op": "join", "uri": str(sources / "latin1.csv"), "on": ["id"], "encoding": "latin-1"}
+    run_ingest(str(tmp_path / "ids.csv"), str(tmp_path / "out.parquet"),
+               {"data_version": "t", "engine": engine, "transforms": [join]})
+    assert read_table(str(tmp_path / "out.parquet")).sort("id")["city"].to_list() == ["Köln", "München"]
+
+
 # --- the cast rule on tricky values ------------------------------------------------------------------
 
 TEXTS = [" 1.0 ", "1e3", "1.5", "-0", "+7", "inf", "-inf", "NaN", "yes", "No", "T", "1", "0", "2", "",
