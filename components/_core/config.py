@@ -7,6 +7,7 @@ described, and a bad value fails at once with a message that names the field.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -16,12 +17,17 @@ class ConfigError(ValueError):
     """A configuration value is invalid; the message names every offending field."""
 
 
+SECRET_FIELD = re.compile(r"pass(word|wd)?|secret|token|credential|api_?key|private_?key", re.IGNORECASE)
+
+
 def _describe(err: ValidationError, model: str) -> str:
     lines = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "<root>"
         got = e.get("input")
         shown = f" (got {got!r})" if not isinstance(got, dict) and got is not None else ""
+        if shown and SECRET_FIELD.search(loc):
+            shown = " (value not shown: the field may hold a secret)"
         lines.append(f"  {model}.{loc}: {e['msg']}{shown}")
     return f"invalid {model}:\n" + "\n".join(lines)
 

@@ -92,3 +92,18 @@ def test_wait_for_returns_terminal_state_and_honours_deadline() -> None:
     assert seen == ["Created", "Running", "Succeeded"] and now[0] == 10
     with pytest.raises(DeadlineExceeded, match="job not finished after 30s; last state: Running"):
         wait_for(lambda: "Running", lambda s: False, timeout_s=30, interval_s=7, what="job", clock=clock)
+
+
+def test_config_errors_never_echo_a_value_given_to_a_secret_like_field() -> None:
+    from pydantic import Field
+
+    from components._core.config import ConfigError, StrictConfig
+
+    class Store(StrictConfig):
+        redis_password: int = Field(0)
+        size: int = Field(0)
+
+    with pytest.raises(ConfigError) as err:
+        Store.parse({"redis_password": "hunter2", "size": "big"})
+    assert "hunter2" not in str(err.value) and "value not shown" in str(err.value)
+    assert "'big'" in str(err.value)  # other fields still show what was given
