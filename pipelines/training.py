@@ -35,6 +35,7 @@ def make_pipeline(target: Target = Target.LOCAL) -> dsl.graph_component.GraphCom
         contract: str = "demo_events",
         max_quarantine_share: float = 0.05,
         feature_repo: str = "demo",
+        feature_source_name: str = "events",
         feature_store_config: str = "{}",
         materialize_config: str = '{"mode": "incremental"}',
         training_set_config: str = '{"feature_service": "training"}',
@@ -54,7 +55,8 @@ def make_pipeline(target: Target = Target.LOCAL) -> dsl.graph_component.GraphCom
         )
         valid = checked.outputs["valid"]
         store = configure(
-            feature_apply(data=valid, repo=feature_repo, store_config=feature_store_config),
+            feature_apply(data=valid, repo=feature_repo, source_name=feature_source_name,
+                          store_config=feature_store_config),
             target, display_name="feature-apply", cache=False, secrets=["features"],
         )
         loaded = configure(
