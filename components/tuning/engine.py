@@ -40,6 +40,7 @@ from components._core.jobs import (
     suffixed,
 )
 from components._core.k8s_meta import deterministic_name
+from components._core.signals import Terminated, on_sigterm
 from components._core.waiting import Clock, DeadlineExceeded
 from components.training.launch import LaunchSpec, TrainingBackend, output_file, start
 from components.tuning.observations import Observations, extract_value, final_metric, read_new_metrics
@@ -108,6 +109,7 @@ class _Engine:
         self.deadline = clock.now() + timeout_s if timeout_s is not None else math.inf
         self.dists = distributions(spec)
         self.active: dict[int, _Active] = {}
+        self.terminated = False
 
     # -- bookkeeping from the storage (so a resumed study counts its earlier trials)
     def _trials(self) -> list[FrozenTrial]:
@@ -257,11 +259,30 @@ class _Engine:
         due = min((a.watch.next_at for a in self.active.values()), default=self.clock.now())
         self.clock.sleep(max(0.0, min(due, self.deadline) - self.clock.now()))
 
+    def _on_sigterm(self) -> None:
+        """SIGTERM: cancel the running trials in the handler itself (as the wait path cancels its job), and mark
+        the study terminated. The handler's ``Terminated`` can be lost (a signal landing in a finalizer or
+        weakref callback is reported and dropped, and later SIGTERMs are ignored), so the loop also stops on
+        the mark: the step never goes on starting trials after SIGTERM."""
+        self.terminated = True
+        log.error("SIGTERM received: cancelling running trials %s", ", ".join(a.name for a in self.active.values()))
+        for a in list(self.active.values()):
+            self._cancel(a)
+
+    def _check_terminated(self) -> None:
+        if self.terminated:
+            raise Terminated("received SIGTERM; the running trials were cancelled")
+
     def run(self) -> StopReason:
+        with on_sigterm(self._on_sigterm):
+            return self._run()
+
+    def _run(self) -> StopReason:
         reason: StopReason | None = None
         try:
             self.resume()
             while True:
+                self._check_terminated()
                 now = self.clock.now()
                 for number in sorted(self.active):
                     if number in self.active and self.active[number].watch.next_at <= now:
@@ -271,6 +292,7 @@ class _Engine:
                     return reason
                 while len(self.active) < self.spec.parallel_trial_count and \
                         len(self._trials()) < self.spec.max_trial_count:
+                    self._check_terminated()
                     self._start_next()
                     reason = self.stop_reason()  # a trial that cannot start may exceed the failed limit
                     if reason is not None:

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import signal
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -202,6 +203,22 @@ def test_sigterm_deletes_the_running_trial_jobs_and_exits_143(tuning: Tuning) ->
     assert sorted(name for name, _ in tuning.cluster.api.deletions) == sorted(started)
     trials = tuning.study().get_trials()
     assert [t.user_attrs["result"]["state"] for t in trials] == ["Killed", "Killed"]
+
+
+def test_a_sigterm_whose_exception_is_lost_still_cancels_the_trials_and_stops_the_step(tuning: Tuning) -> None:
+    def swallowed(n: int) -> None:
+        if n == 3:
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.01)
+            except Terminated:
+                pass  # as when the signal lands in a finalizer: Python reports the exception and drops it
+
+    tuning.cluster.clock.on_sleep = swallowed
+    with pytest.raises(Terminated, match="the running trials were cancelled"):
+        tuning.step()
+    assert len(tuning.cluster.created) == 2 and tuning.cluster.jobs() == []  # no trial started after the SIGTERM
+    assert sorted(name for name, _ in tuning.cluster.api.deletions) == sorted(n for n, _ in tuning.cluster.created)
 
 
 def test_sigterm_during_a_trial_create_deletes_that_job_too(tuning: Tuning) -> None:
