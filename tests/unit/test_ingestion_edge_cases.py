@@ -53,6 +53,7 @@ CASES: dict[str, Case] = {
         {"id": 1, "name": "a"}, {"id": 2, "name": "b"}, {"id": 3, "name": "c"}]),
     "blank json lines are skipped and counted": Case("blank_lines.jsonl", blank_lines=2, rows=[
         {"id": 1, "name": "a"}, {"id": 2, "name": "b"}]),
+    "malformed json line": Case("bad_json.jsonl", error=(ArtifactError, r"bad_json\.jsonl, line 3")),
     "header only": Case("header_only.csv", rows=[]),
     "no final newline": Case("no_final_newline.csv", rows=[{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]),
     "short row": Case("short_row.csv", error=(ArtifactError, r"short_row\.csv, line 3: short row")),
