@@ -36,19 +36,23 @@ def on_sigterm(cleanup: Callable[[], object] | None = None) -> Iterator[None]:
         yield
         return
     previous = signal.getsignal(signal.SIGTERM)
-    fired = False
+    state = {"cleaning": False, "cleaned": False}
 
     def handle(signum: int, frame: Any) -> None:
-        nonlocal fired
-        if fired:  # a second SIGTERM while cleaning up: keep cleaning up
+        if state["cleaning"]:  # a second SIGTERM while cleaning up: keep cleaning up
             return
-        fired = True
-        log.warning("SIGTERM received: cleaning up")
-        if cleanup is not None:
+        if not state["cleaned"]:
+            state["cleaning"] = True
+            log.warning("SIGTERM received: cleaning up")
             try:
-                cleanup()
+                if cleanup is not None:
+                    cleanup()
             except Exception:  # still exit as terminated; the error is in the step's log
                 log.exception("cleanup on SIGTERM failed")
+            finally:
+                state["cleaning"], state["cleaned"] = False, True
+        # Raised on every SIGTERM after the cleanup: Python drops an exception raised while a finalizer or
+        # weakref callback runs, and a later SIGTERM must still stop the step.
         raise Terminated()
 
     signal.signal(signal.SIGTERM, handle)

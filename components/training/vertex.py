@@ -149,15 +149,16 @@ class VertexTrainingBackend(TrainingBackend):
     max_name_len = 128
 
     def __init__(self, config: VertexConfig | dict[str, Any] | str, *, client: VertexJobClient | None = None,
-                 client_factory: Callable[[VertexConfig], VertexJobClient] | None = None):
+                 client_factory: Callable[[VertexConfig], VertexJobClient] | None = None,
+                 clock: Clock | None = None):
         self.config = VertexConfig.parse(config)
-        self._client, self._factory = client, client_factory
+        self._client, self._factory, self._clock = client, client_factory, clock
 
     @classmethod
     def from_config(cls, cfg: LaunchConfig, *, run_id: str, task: str, log_dir: str | None = None,
                     clock: Clock | None = None) -> Self:
         assert cfg.vertex is not None  # LaunchConfig requires it for backend=vertex
-        return cls(cfg.vertex)
+        return cls(cfg.vertex, clock=clock)
 
     @property
     def client(self) -> VertexJobClient:
@@ -172,7 +173,7 @@ class VertexTrainingBackend(TrainingBackend):
     def attempts(self, spec: LaunchSpec) -> list[RunningJob]:
         digest = pools_hash(build_worker_pool_specs(spec, self.config))
         found = call_with_retry(lambda: self.client.find({STEP_LABEL: spec.step_name}), self._policy(spec),
-                                what=f"find Vertex jobs of {spec.step_name}")
+                                what=f"find Vertex jobs of {spec.step_name}", clock=self._clock)
         jobs: list[RunningJob] = []
         for resource, labels in found:
             if labels.get(HASH_LABEL) != digest:
@@ -190,7 +191,7 @@ class VertexTrainingBackend(TrainingBackend):
                   ATTEMPT_LABEL: str(spec.attempt), HASH_LABEL: pools_hash(pools)}
         resource = call_with_retry(
             lambda: self.client.create(spec.name, pools, labels=labels, timeout_s=spec.timeout_s),
-            self._policy(spec), what=f"submit Vertex job {spec.name}")
+            self._policy(spec), what=f"submit Vertex job {spec.name}", clock=self._clock)
         log.info("submitted Vertex job %s (%s, attempt %d)", resource, spec.name, spec.attempt)
         return VertexJobRun(self.client, spec.name, resource, attempt=spec.attempt, policy=self._policy(spec))
 

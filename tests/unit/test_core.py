@@ -107,3 +107,18 @@ def test_config_errors_never_echo_a_value_given_to_a_secret_like_field() -> None
         Store.parse({"redis_password": "hunter2", "size": "big"})
     assert "hunter2" not in str(err.value) and "value not shown" in str(err.value)
     assert "'big'" in str(err.value)  # other fields still show what was given
+
+
+def test_sigterm_cleans_up_once_and_still_stops_the_step_if_the_first_exception_was_lost() -> None:
+    import contextlib
+    import os
+    import signal
+
+    from components._core.signals import Terminated, on_sigterm
+
+    cleanups: list[int] = []
+    with pytest.raises(Terminated), on_sigterm(lambda: cleanups.append(1)):
+        with contextlib.suppress(Terminated):  # as when Python drops it inside a finalizer or weakref callback
+            os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)
+    assert cleanups == [1]

@@ -9,8 +9,8 @@ import pytest
 from components._core.config import ConfigError
 from components.training.config import TrainerConfig
 from components.training.launch import LaunchConfig
-from components.tuning.spec import TuningSpec
 from components.tuning.config import TuneConfig
+from components.tuning.spec import TuningSpec
 from pipelines import defaults
 
 
