@@ -21,8 +21,8 @@ def train(
     safetensors model with its model card, and the run's metrics, checkpoints and logs. Returns the test AUC."""
     from components.training.step import train_step
 
-    out = train_step(training_set.path, model_dir=model.path, run_dir=run.path, trainer_config=trainer_config,
-                     launch=launch, run_id=run_id, task=task)
+    out = train_step(training_set.path, data_uri=training_set.uri, model_dir=model.path, run_dir=run.path,
+                     trainer_config=trainer_config, launch=launch, run_id=run_id, task=task)
     for key, value in out.metric_values().items():
         metrics.log_metric(key, value)
     model.metadata.update(out.model_metadata())

@@ -26,9 +26,9 @@ def tune(
     training launch backend. Returns the best trainer config for the training step."""
     from components.tuning.step import tune_step
 
-    out = tune_step(training_set.path, output_dir=run.path, trials_uri=trials.path, history_uri=history.path,
-                    spec=tuning_spec, trainer_config=trainer_config, launch=launch, tune=tune_config,
-                    run_id=run_id, task=task)
+    out = tune_step(training_set.path, data_uri=training_set.uri, output_dir=run.path, trials_uri=trials.path,
+                    history_uri=history.path, spec=tuning_spec, trainer_config=trainer_config, launch=launch,
+                    tune=tune_config, run_id=run_id, task=task)
     for key, value in out.metric_values().items():
         metrics.log_metric(key, value)
     run.metadata.update(out.run_metadata())

@@ -24,7 +24,7 @@ from pydantic import Field, field_validator, model_validator
 
 from components._core.artifacts import is_local, read_json
 from components._core.backends import Backend, load_backend
-from components._core.config import StrictConfig
+from components._core.config import ConfigError, StrictConfig
 from components._core.images import image
 from components._core.jobs import (
     JobPhase,
@@ -251,16 +251,32 @@ def make_backend(cfg: LaunchConfig, *, run_id: str, task: str, log_dir: str | No
     return backend
 
 
-def launch_spec(cfg: LaunchConfig, *, name: str, trainer_config: dict[str, Any], data_uri: str,
-                local_output: str) -> LaunchSpec:
-    """A ``LaunchSpec`` whose output goes to ``local_output`` (local) or ``output_root/name`` (cluster)."""
+def job_data_uri(cfg: LaunchConfig, data_path: str, data_uri: str = "") -> str:
+    """Where the job reads the training set: the step's own path for local processes; for cluster jobs, which
+    cannot see the step's files, the artifact's URI (``minio://`` read as ``s3://``: MinIO speaks S3)."""
+    if cfg.backend == Backend.LOCAL:
+        return data_path
+    uri = data_uri or data_path
+    if uri.startswith("minio://"):
+        uri = "s3://" + uri[len("minio://"):]
+    if is_local(uri):
+        raise ConfigError(f"invalid LaunchConfig.backend: {cfg.backend} jobs cannot read the step's local file "
+                          f"{uri}; run the pipeline with a gs:// or s3:// pipeline root, or use backend 'local'")
+    return uri
+
+
+def launch_spec(cfg: LaunchConfig, *, name: str, trainer_config: dict[str, Any], data_path: str,
+                local_output: str, data_uri: str = "") -> LaunchSpec:
+    """A ``LaunchSpec`` reading the training set where the job can (``job_data_uri``) and writing to
+    ``local_output`` (local) or ``output_root/name`` (cluster)."""
     from components.training.config import TrainerConfig
 
     output = local_output if cfg.backend == Backend.LOCAL else f"{cfg.output_root.rstrip('/')}/{name}"
     # None fields are left out: they equal their defaults, and KFP dict parameters cannot carry null.
     tc = TrainerConfig.parse(trainer_config).model_dump(mode="json", exclude_none=True)
-    return LaunchSpec(name=name, trainer_config=tc, data_uri=data_uri, output_uri=output,
-                      world_size=cfg.world_size, image=cfg.image, resources=cfg.resources, timeout_s=cfg.timeout_s)
+    return LaunchSpec(name=name, trainer_config=tc, data_uri=job_data_uri(cfg, data_path, data_uri),
+                      output_uri=output, world_size=cfg.world_size, image=cfg.image, resources=cfg.resources,
+                      timeout_s=cfg.timeout_s)
 
 
 def start(spec: LaunchSpec, backend: TrainingBackend, *, clock: Clock | None = None) -> Launch:

@@ -54,16 +54,18 @@ def copy_tree(src: str, dst: str) -> None:
             fo.write(fi.read())
 
 
-def train_step(data_uri: str, *, model_dir: str, run_dir: str, trainer_config: dict[str, Any] | str,
-               launch: LaunchConfig | dict[str, Any] | str, run_id: str, task: str,
+def train_step(data_path: str, *, model_dir: str, run_dir: str, trainer_config: dict[str, Any] | str,
+               launch: LaunchConfig | dict[str, Any] | str, run_id: str, task: str, data_uri: str = "",
                clock: Clock | None = None) -> TrainOutcome:
-    """Train on ``data_uri``; the model (safetensors + model card) lands in ``model_dir``, the run's metrics,
+    """Train on the training set at ``data_path`` (the step's own path; cluster jobs read the artifact's
+    ``data_uri``); the model (safetensors + model card) lands in ``model_dir``, the run's metrics,
     checkpoints and logs (with the attempt history) in ``run_dir``. The job name is deterministic: a retried step
     adopts its running or succeeded job, and starts a new attempt when the earlier one failed."""
     cfg = LaunchConfig.parse(launch)
     trainer = TrainerConfig.parse(trainer_config).model_dump(mode="json")
     name = deterministic_name(run_id, task, prefix="train")
-    spec = make_launch_spec(cfg, name=name, trainer_config=trainer, data_uri=data_uri, local_output=run_dir)
+    spec = make_launch_spec(cfg, name=name, trainer_config=trainer, data_path=data_path, data_uri=data_uri,
+                            local_output=run_dir)
     backend = make_backend(cfg, run_id=run_id, task=task, log_dir=f"{run_dir}/launcher", clock=clock)
     launched = run(spec, backend, logs_uri=f"{run_dir}/logs.txt", clock=clock)
     if spec.output_uri != run_dir:  # cluster job: bring its outputs into the artifacts

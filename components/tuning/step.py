@@ -66,12 +66,13 @@ class TuneOutcome:
                 "stop_reason": self.result.stop_reason.value, "trials": self.result.trials.height}
 
 
-def tune_step(data_uri: str, *, output_dir: str, spec: TuningSpec | Mapping[str, Any] | str,
+def tune_step(data_path: str, *, output_dir: str, spec: TuningSpec | Mapping[str, Any] | str,
               trainer_config: Mapping[str, Any] | str, launch: LaunchConfig | Mapping[str, Any] | str,
-              tune: TuneConfig | Mapping[str, Any] | str, run_id: str, task: str, trials_uri: str | None = None,
-              history_uri: str | None = None, clock: Clock | None = None,
+              tune: TuneConfig | Mapping[str, Any] | str, run_id: str, task: str, data_uri: str = "",
+              trials_uri: str | None = None, history_uri: str | None = None, clock: Clock | None = None,
               env: Mapping[str, str] | None = None) -> TuneOutcome:
-    """Run the experiment; write reports, logs (with the attempt history) and the best trainer config under
+    """Run the experiment on the training set at ``data_path`` (the step's own path; cluster trials read the
+    artifact's ``data_uri``); write reports, logs (with the attempt history) and the best trainer config under
     ``output_dir``, and copies of the trials table and history page to ``trials_uri`` / ``history_uri``.
     Raises ``TuningFailed`` after writing them when the experiment did not succeed."""
     tspec, cfg, lc = TuningSpec.parse(spec), TuneConfig.parse(tune), LaunchConfig.parse(launch)
@@ -80,7 +81,8 @@ def tune_step(data_uri: str, *, output_dir: str, spec: TuningSpec | Mapping[str,
     name = deterministic_name(run_id, task, prefix="tune")
     # trials write under <base output>/trials/<trial>: <output_dir>/trials/... locally, <output_root>/<name>/trials/...
     # on a cluster
-    base = launch_spec(lc, name=name, trainer_config=trainer, data_uri=data_uri, local_output=output_dir)
+    base = launch_spec(lc, name=name, trainer_config=trainer, data_path=data_path, data_uri=data_uri,
+                       local_output=output_dir)
     if cfg.engine == "katib":
         result, detail = _katib(tspec, base, lc, cfg, output_dir, run_id, task, clock)
     else:

@@ -19,7 +19,7 @@ from components.training.config import TrainerConfig
 from components.tuning.katib import MAX_NAME
 from components.tuning.step import TuningFailed
 from tests.component.artifacts import artifact, outputs
-from tests.fakes.operators import Cluster, VertexTrainer
+from tests.fakes.operators import Cluster, VertexTrainer, trainer_args
 from tests.schemas import validate_pytorchjob
 
 TRAINER = {"hidden_sizes": [16], "max_epochs": 3, "early_stopping": {"metric": "val_auc", "patience": 0},
@@ -41,6 +41,11 @@ def auc(cfg: dict[str, Any]) -> list[float]:
     return [top - 0.2 / (e + 1) for e in range(cfg["max_epochs"])]
 
 
+def _shared_training_set() -> dsl.Artifact:
+    """The training set as a cluster pipeline hands it over: an artifact in shared storage, which trial jobs read."""
+    return dsl.Dataset(name="training_set", uri="gs://pipeline-root/run-w/training_set", metadata={})
+
+
 def _outs(tmp_path: Path) -> dict[str, dsl.Artifact]:
     return outputs(tmp_path / "out", trials=dsl.Dataset, history=dsl.HTML, run=dsl.Artifact, metrics=dsl.Metrics)
 
@@ -50,7 +55,7 @@ def _call(tmp_path: Path, launch: dict[str, Any], tune_config: dict[str, Any] | 
                                                                            dict[str, dsl.Artifact]]:
     outs = _outs(tmp_path)
     (tmp_path / "out").mkdir(exist_ok=True)  # KFP's executor makes the outputs' folder
-    got = tune.python_func(training_set=data or artifact(dsl.Dataset, tmp_path / "train"), tuning_spec=json.dumps(SPEC),
+    got = tune.python_func(training_set=data or _shared_training_set(), tuning_spec=json.dumps(SPEC),
                            trainer_config=json.dumps(TRAINER), launch=json.dumps(launch),
                            tune_config=json.dumps(tune_config or {}), run_id=run_id, task="tune", **outs)
     return got, outs
@@ -87,6 +92,7 @@ def test_optuna_with_pytorchjob_trials(tmp_path: Path, monkeypatch: pytest.Monke
     assert sorted(j["metadata"]["name"] for j in jobs) == sorted(table["name"].to_list())
     for job in jobs:
         validate_pytorchjob(job)
+        assert trainer_args(job)["data-uri"] == "gs://pipeline-root/run-w/training_set"  # where pods can read it
 
 
 def test_optuna_with_vertex_trials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -129,7 +135,7 @@ def test_a_failed_katib_experiment_fails_the_step_with_its_reports_written(tmp_p
     outs = _outs(tmp_path)
     (tmp_path / "out").mkdir()
     with pytest.raises(TuningFailed, match="ExperimentMaxFailedTrialsReached"):
-        tune.python_func(training_set=artifact(dsl.Dataset, tmp_path / "train"), tuning_spec=json.dumps(SPEC),
+        tune.python_func(training_set=_shared_training_set(), tuning_spec=json.dumps(SPEC),
                          trainer_config=json.dumps(TRAINER), launch=json.dumps(KATIB_LAUNCH),
                          tune_config='{"engine": "katib"}', run_id="run-w", task="tune", **outs)
     assert pl.read_parquet(outs["trials"].path)["value"].to_list() == [0.91, 0.96, 0.93]

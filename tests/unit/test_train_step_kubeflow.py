@@ -15,6 +15,7 @@ from kfp import dsl
 from kubernetes.client.exceptions import ApiException
 
 from components._core import k8s
+from components._core.config import ConfigError
 from components._core.k8s import ResourceConflict
 from components._core.k8s_meta import ATTEMPT_LABEL, STEP_LABEL, deterministic_name
 from components._core.signals import Terminated
@@ -25,7 +26,7 @@ from pipelines import defaults
 from tests.component.artifacts import outputs
 from tests.fakes.clock import ManualClock
 from tests.fakes.k8s import FakeCoreV1Api, FakeCustomObjectsApi, SimulatedCrash
-from tests.fakes.operators import JobFails, TrainingOperator
+from tests.fakes.operators import JobFails, TrainingOperator, trainer_args
 from tests.schemas import validate_pytorchjob
 
 PLURAL = "pytorchjobs"
@@ -206,10 +207,22 @@ def test_a_job_of_the_step_with_another_spec_is_refused(cluster: Cluster, tmp_pa
 
 def test_the_wrapper_trains_on_the_kubeflow_backend(cluster: Cluster, tmp_path: Path) -> None:
     out = outputs(tmp_path, model=dsl.Model, run=dsl.Artifact, metrics=dsl.Metrics)
-    data = outputs(tmp_path, training_set=dsl.Dataset)["training_set"]
+    data = dsl.Dataset(name="training_set", uri="minio://mlpipeline/v2/artifacts/run-w/training_set", metadata={})
     launch = json.dumps({"backend": "kubeflow", "output_root": "memory://bucket/wrapped",
                          "kubeflow": {"namespace": "ml", "wait": {"poll_interval_s": 0.01}}})
     auc = train.python_func(training_set=data, trainer_config=json.loads(defaults.TRAINER_CONFIG), launch=launch,
                             run_id="run-w", task="train", **out)
     assert auc == 0.9 and out["model"].metadata["attempt"] == 1 and out["metrics"].metadata["test_auc"] == 0.9
     assert Path(out["model"].path, "model_card.json").exists() and len(cluster.jobs()) == 1
+    # the job reads the artifact where the pods can (its URI, MinIO as S3), not the step's /minio/... path
+    assert trainer_args(cluster.jobs()[0])["data-uri"] == "s3://mlpipeline/v2/artifacts/run-w/training_set"
+
+
+def test_the_wrapper_refuses_to_send_a_step_local_training_set_to_the_cluster(cluster: Cluster, tmp_path: Path
+                                                                               ) -> None:
+    out = outputs(tmp_path, model=dsl.Model, run=dsl.Artifact, metrics=dsl.Metrics)
+    data = outputs(tmp_path, training_set=dsl.Dataset)["training_set"]
+    launch = json.dumps({"backend": "kubeflow", "output_root": "memory://bucket/wrapped"})
+    with pytest.raises(ConfigError, match="cannot read the step's local file"):
+        train.python_func(training_set=data, trainer_config={}, launch=launch, run_id="r", task="train", **out)
+    assert cluster.jobs() == []

@@ -167,7 +167,7 @@ def test_the_deadline_cancels_and_fails(env: Vertex, tmp_path: Path) -> None:
 
 def test_the_wrapper_trains_on_the_vertex_backend(env: Vertex, tmp_path: Path) -> None:
     out = outputs(tmp_path, model=dsl.Model, run=dsl.Artifact, metrics=dsl.Metrics)
-    data = outputs(tmp_path, training_set=dsl.Dataset)["training_set"]
+    data = dsl.Dataset(name="training_set", uri="gs://pipeline-root/run-v/training_set", metadata={})
     step = deterministic_name("run-v", "train", prefix="train")
     write_trainer_outputs(f"{ROOT}/{step}", [0.7, 0.8])
     launch = json.dumps({"backend": "vertex", "output_root": ROOT,
@@ -175,3 +175,6 @@ def test_the_wrapper_trains_on_the_vertex_backend(env: Vertex, tmp_path: Path) -
     auc = train.python_func(training_set=data, trainer_config=json.loads(defaults.TRAINER_CONFIG), launch=launch,
                             run_id="run-v", task="train", **out)
     assert auc == 0.9 and out["model"].metadata["job"] == step and len(env.client.jobs) == 1
+    (job,) = env.client.jobs.values()
+    command = job.pools[0]["container_spec"]["command"]
+    assert command[command.index("--data-uri") + 1] == "gs://pipeline-root/run-v/training_set"
