@@ -1,5 +1,9 @@
 """The MLP, and the served model format: ``model.safetensors`` (no pickle) + ``model_card.json`` (features,
-preprocessing, architecture, metrics, versions). ``load_model`` / ``predict_proba`` are all serving needs."""
+preprocessing, architecture, metrics, versions, lineage). ``load_model`` / ``predict_proba`` are all serving needs.
+
+Lineage fields of the card (cards written before some of them still load; readers treat a missing one as
+unknown): ``data_version``, ``data_uri``, ``training_set_sha256``, ``package_version``, ``image``
+(``$CATALOG_IMAGE``), ``trainer_config``, ``metrics``; ``threshold`` is the decision threshold for class 1."""
 
 from __future__ import annotations
 
@@ -14,12 +18,15 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from components._core.artifacts import filesystem, open_atomic, read_json, write_json
+from components._core.artifacts import data_files, filesystem, open_atomic, read_json, write_json
 from components.training.data import Preprocessing
 
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "model_card.json"
 CARD_FORMAT = "tabular-mlp-binary/v1"
+IMAGE_ENV = "CATALOG_IMAGE"  # the container image the trainer runs in, recorded in the card
+DATA_VERSION_ENV = "CATALOG_DATA_VERSION"  # the data version when the trainer is not given --data-version
+_CHUNK = 1 << 20
 
 
 class MLP(nn.Module):
@@ -60,6 +67,29 @@ def versions() -> dict[str, str]:
     """Library versions that produced (and can load) the model."""
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
             "polars": pl.__version__, "safetensors": safetensors.__version__}
+
+
+def _file_sha256(fs: Any, path: str) -> str:
+    h = hashlib.sha256()
+    with fs.open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def training_set_sha256(data_uri: str) -> str:
+    """SHA-256 of the training data the trainer read: a file's bytes; for a folder, of its data files (those
+    ``read_table`` reads) in sorted order, each as ``relative path NUL sha256 of its bytes`` on one line."""
+    fs, root = filesystem(data_uri)
+    if fs.isfile(root):
+        return _file_sha256(fs, root)
+    files, _ = data_files(data_uri)
+    root = root.rstrip("/")
+    h = hashlib.sha256()
+    for f in files:
+        fs, path = filesystem(f)
+        h.update(f"{path[len(root):].lstrip('/')}\0{_file_sha256(fs, path)}\n".encode())
+    return h.hexdigest()
 
 
 def save_model(model: MLP, card: dict[str, Any], model_uri: str) -> dict[str, Any]:

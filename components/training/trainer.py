@@ -1,7 +1,8 @@
 """The training program. One process per rank; runs unchanged alone, under ``torch.distributed.run``, in
 PyTorchJob pods and in Vertex AI worker pools. ``components.training.launch`` states its file contract.
 
-``python -m components.training.trainer --config <json-or-uri> --data-uri URI --output-uri URI``
+``python -m components.training.trainer --config <json-or-uri> --data-uri URI --output-uri URI
+[--data-version V]`` (the data version defaults to ``$CATALOG_DATA_VERSION``; it goes into the model card)
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+import components
 from components._core.artifacts import filesystem, open_atomic, read_table, write_json
 from components._core.config import ConfigError
 from components.training.checkpoint import latest_checkpoint, load_checkpoint, remove_partial, save_checkpoint
@@ -30,7 +33,15 @@ from components.training.data import Splits, prepare
 from components.training.distributed import DistEnv, init_group, pick_device, resolve_env
 from components.training.launch import FINAL_METRICS_FILE, METRICS_FILE, MODEL_DIR, output_file
 from components.training.metrics import binary_metrics
-from components.training.model import MLP, cpu_state, save_model, weights_digest
+from components.training.model import (
+    DATA_VERSION_ENV,
+    IMAGE_ENV,
+    MLP,
+    cpu_state,
+    save_model,
+    training_set_sha256,
+    weights_digest,
+)
 from components.training.sampler import shard_indices
 from components.training.stopping import Progress
 
@@ -188,8 +199,14 @@ def _fit(run: _Run, output_uri: str) -> tuple[Progress, list[dict[str, Any]], in
     return progress, history, done
 
 
+def _lineage(data_uri: str, data_version: str) -> dict[str, Any]:
+    """The card's lineage fields: what the model was trained on, by which package and image."""
+    return {"data_uri": data_uri, "data_version": data_version, "training_set_sha256": training_set_sha256(data_uri),
+            "package_version": components.__version__, "image": os.environ.get(IMAGE_ENV, "")}
+
+
 def _finish(run: _Run, progress: Progress, history: list[dict[str, Any]], resumed: int, data_uri: str,
-            output_uri: str) -> dict[str, Any]:
+            output_uri: str, data_version: str) -> dict[str, Any]:
     """Check replicas agree, score val and test, write the model, its card and final_metrics.json."""
     digest = weights_digest(cpu_state(run.model))
     log.info("final weights_sha256=%s", digest)
@@ -214,7 +231,8 @@ def _finish(run: _Run, progress: Progress, history: list[dict[str, Any]], resume
         save_model(run.model, {
             "task": "binary_classification", "label_column": run.cfg.label_column, "features": features,
             "preprocessing": run.data.preprocessing.to_dict(), "output": "sigmoid(logit) = P(label = 1)",
-            "metrics": final, "trainer_config": run.cfg.model_dump(mode="json"), "data_uri": data_uri,
+            "metrics": final, "trainer_config": run.cfg.model_dump(mode="json"), "threshold": 0.5,
+            **_lineage(data_uri, data_version),
         }, output_file(output_uri, MODEL_DIR))
         write_json(final, output_file(output_uri, FINAL_METRICS_FILE))
     if run.env.world_size > 1:
@@ -222,15 +240,19 @@ def _finish(run: _Run, progress: Progress, history: list[dict[str, Any]], resume
     return final
 
 
-def train(cfg: TrainerConfig, data_uri: str, output_uri: str, env: DistEnv | None = None) -> dict[str, Any]:
-    """Train (resuming from ``output_uri``'s newest checkpoint) and return the final metrics."""
+def train(cfg: TrainerConfig, data_uri: str, output_uri: str, env: DistEnv | None = None,
+          data_version: str | None = None) -> dict[str, Any]:
+    """Train (resuming from ``output_uri``'s newest checkpoint) and return the final metrics. ``data_version``
+    (default ``$CATALOG_DATA_VERSION``, else empty) is recorded in the model card."""
     env = env or resolve_env()
+    if data_version is None:
+        data_version = os.environ.get(DATA_VERSION_ENV, "")
     run = _setup(cfg, data_uri, env)
     try:
         log.info("rank %d/%d on %s: %d train, %d val, %d test rows, %d inputs", env.rank, env.world_size,
                  run.device, *(len(y) for y in run.data.y), run.data.preprocessing.width)
         progress, history, resumed = _fit(run, output_uri)
-        return _finish(run, progress, history, resumed, data_uri, output_uri)
+        return _finish(run, progress, history, resumed, data_uri, output_uri, data_version)
     finally:
         if env.world_size > 1 and dist.is_initialized():
             dist.destroy_process_group()
@@ -250,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="TrainerConfig as JSON, or a path/URI to a JSON file")
     parser.add_argument("--data-uri", required=True, help="training table (Parquet/CSV file or folder)")
     parser.add_argument("--output-uri", required=True, help="folder for metrics, checkpoints and the model")
+    parser.add_argument("--data-version", default=None,
+                        help=f"version of the training data, recorded in the model card (default ${DATA_VERSION_ENV})")
     args = parser.parse_args(argv)
     env = resolve_env()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, force=True,
@@ -259,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         log.error("%s", err)
         return 2
-    final = train(cfg, args.data_uri, args.output_uri, env)
+    final = train(cfg, args.data_uri, args.output_uri, env, args.data_version)
     log.info("done: %s", json.dumps(final, sort_keys=True))
     return 0
 

@@ -1,0 +1,331 @@
+"""The KServe predictor for the trainer's models: one ``kserve.Model`` for the local model server, the serving
+image and a ServingRuntime. It loads ``model.safetensors`` + ``model_card.json`` (no pickle) from a local path or
+fsspec URI and answers both KServe protocols; every request is checked against the card's features first.
+
+v1 ``POST /v1/models/{name}:predict``: ``{"instances": [{"<feature>": value, ...}, ...]}``, one object per row
+keyed by feature name (every feature, no other key; numbers for numeric features, ``true``/``false`` also for
+boolean ones, strings for categorical ones). Answer: ``{"predictions": [{"probability": p, "class": c}, ...],
+"model_name": ..., "model_version": ...}``.
+
+v2 ``POST /v2/models/{name}/infer``: one input tensor per feature, named like it, shape ``[n]`` (or ``[n, 1]``),
+datatype as listed by ``GET /v2/models/{name}`` (any numeric datatype for a numeric feature; ``BYTES`` for a
+categorical one). Answer: outputs ``probability`` (FP64, P(label = 1)) and ``class`` (INT64, 1 when the
+probability is at least the card's ``threshold``, default 0.5), the request's id (or a new uuid) and the model
+version.
+
+A client mistake (unknown, missing or repeated feature, wrong type, datatype or shape, null, non-finite number)
+is ``kserve.errors.InvalidInput``: HTTP 400 with a message naming it. Unseen categories are no mistake: they
+encode as all zeros, as the card's preprocessing says. The model is ready (``/v2/models/{name}/ready`` 200)
+only after its weights are loaded and a warm-up prediction on a row built from the card has passed. Each
+prediction is counted by predicted class in ``catalog_predictions_total``, next to KServe's own histograms.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import kserve
+import numpy as np
+import torch
+from kserve.errors import InvalidInput, ModelNotReady
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+from prometheus_client import Counter
+
+from components.serving.lineage import Lineage
+from components.training.data import CATEGORICAL_KIND, NUMERIC_KIND, Preprocessing
+from components.training.model import load_model
+
+log = logging.getLogger("components.serving.predictor")
+VERSION_HEADER = "x-model-version"
+DEFAULT_THRESHOLD = 0.5
+PREDICTIONS = Counter("catalog_predictions", "Rows predicted, by predicted class",
+                      ["model_name", "model_version", "predicted_class"])
+
+_INT_DATATYPES = {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
+_FLOAT_DATATYPES = {"FP16", "FP32", "FP64"}
+_NUMBER = (int, float)
+
+
+def v2_datatype(dtype: str, kind: str) -> str:
+    """The v2 datatype of a card feature (its polars dtype name and kind): FP64, INT64, BOOL, BYTES, ..."""
+    if kind == CATEGORICAL_KIND:
+        return "BYTES"
+    for prefix, datatype in (("Float32", "FP32"), ("Int8", "INT8"), ("Int16", "INT16"), ("Int32", "INT32"),
+                             ("Int64", "INT64"), ("UInt8", "UINT8"), ("UInt16", "UINT16"),
+                             ("UInt32", "UINT32"), ("UInt64", "UINT64"), ("Boolean", "BOOL")):
+        if dtype == prefix:
+            return datatype
+    return "FP64"
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One model input as the card defines it, with its place in the encoded matrix."""
+
+    name: str
+    kind: str
+    datatype: str
+    column: int  # first column of the encoded matrix this feature fills
+    mean: float = 0.0
+    std: float = 1.0
+    vocabulary: dict[str, int] | None = None  # category -> offset from ``column`` (categorical only)
+
+    @property
+    def is_bool(self) -> bool:
+        return self.datatype == "BOOL"
+
+
+class FeatureSchema:
+    """The card's features: request validation (v1 and v2) and the encoding the trainer's preprocessing
+    defines (standardised numbers, one-hot categories; unseen categories all zeros)."""
+
+    def __init__(self, card: dict[str, Any]) -> None:
+        pre = Preprocessing.from_dict(card["preprocessing"])
+        listed = {str(f["name"]): f for f in card["features"]}
+        if set(listed) != set(pre.order):
+            raise ValueError(f"model card: features {sorted(listed)} differ from the preprocessing's "
+                             f"{sorted(pre.order)}")
+        offsets, column = {}, len(pre.numeric)
+        for name, vocab in pre.categorical.items():
+            offsets[name] = column
+            column += len(vocab)
+        features = []
+        for j, (name, (mean, std)) in enumerate(pre.numeric.items()):
+            features.append(Feature(name, NUMERIC_KIND, v2_datatype(str(listed[name]["dtype"]), NUMERIC_KIND), j,
+                                    mean, std))
+        for name, vocab in pre.categorical.items():
+            features.append(Feature(name, CATEGORICAL_KIND, "BYTES", offsets[name],
+                                    vocabulary={v: i for i, v in enumerate(vocab)}))
+        by_name = {f.name: f for f in features}
+        self.features = [by_name[str(f["name"])] for f in card["features"]]  # the card's (table) order
+        self.by_name = by_name
+        self.width = pre.width
+        self.names = frozenset(by_name)
+
+    def input_types(self) -> list[dict[str, Any]]:
+        """v2 metadata of the inputs: one tensor per feature, variable batch."""
+        return [{"name": f.name, "datatype": f.datatype, "shape": [-1]} for f in self.features]
+
+    def synthetic_row(self) -> dict[str, Any]:
+        """A valid v1 instance from the card alone: numeric features at their training mean, categorical ones
+        at their first known category."""
+        return {f.name: (bool(f.mean >= 0.5) if f.is_bool else f.mean) if f.kind == NUMERIC_KIND
+                else next(iter(f.vocabulary or {}), "") for f in self.features}
+
+    def encode(self, columns: dict[str, Any], n: int) -> np.ndarray:
+        """The float32 model input for validated columns (numeric: float64 arrays; categorical: str lists)."""
+        out = np.zeros((n, self.width), dtype=np.float32)
+        rows = np.arange(n)
+        for f in self.features:
+            values = columns[f.name]
+            if f.vocabulary is None:
+                out[:, f.column] = (values - f.mean) / f.std
+            else:
+                pos = np.fromiter((f.vocabulary.get(v, -1) for v in values), dtype=np.int64, count=n)
+                hit = pos >= 0
+                out[rows[hit], f.column + pos[hit]] = 1.0
+        return out
+
+    def v1_columns(self, body: Any) -> tuple[dict[str, Any], int]:
+        """Validate a v1 body and return its columns and row count; ``InvalidInput`` names any problem."""
+        if isinstance(body, (bytes, str)):
+            raise InvalidInput("a v1 request must be JSON (content-type application/json): "
+                               '{"instances": [{"<feature>": value, ...}]}')
+        if not isinstance(body, dict) or "instances" not in body:
+            raise InvalidInput('a v1 request is a JSON object {"instances": [{"<feature>": value, ...}, ...]}')
+        extra = sorted(set(body) - {"instances"})
+        if extra:
+            raise InvalidInput(f"unknown request field(s) {extra}; a v1 request has only 'instances'")
+        instances = body["instances"]
+        if not isinstance(instances, list) or not instances:
+            raise InvalidInput("'instances' must be a non-empty list of objects keyed by feature name")
+        for i, inst in enumerate(instances):
+            if not isinstance(inst, dict):
+                raise InvalidInput(f"instance {i} is {_json_type(inst)}; send an object keyed by feature name "
+                                   f"(the inputs of GET /v2/models/{{name}})")
+            if len(inst) != len(self.names) or inst.keys() != self.names:
+                self._name_problem(set(inst), f"instance {i}")
+        columns = {f.name: self._column([inst[f.name] for inst in instances], f, "instance") for f in self.features}
+        return columns, len(instances)
+
+    def v2_columns(self, request: InferRequest) -> tuple[dict[str, Any], int]:
+        """Validate a v2 request and return its columns and row count; ``InvalidInput`` names any problem."""
+        seen = [inp.name for inp in request.inputs]
+        repeated = sorted({s for s in seen if seen.count(s) > 1})
+        if repeated:
+            raise InvalidInput(f"input(s) {repeated} given more than once")
+        if set(seen) != self.names:
+            self._name_problem(set(seen), "request inputs")
+        for inp in request.inputs:
+            shape = list(inp.shape)
+            if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)) or shape[0] < 1:
+                raise InvalidInput(f"input {inp.name!r} has shape {shape}; expected [n] or [n, 1] with n >= 1")
+        by_rows: dict[int, list[str]] = {}
+        for inp in request.inputs:
+            by_rows.setdefault(int(inp.shape[0]), []).append(inp.name)
+        if len(by_rows) > 1:
+            groups = "; ".join(f"{k} in {v[:5]}{' …' if len(v) > 5 else ''}" for k, v in sorted(by_rows.items()))
+            raise InvalidInput(f"inputs differ in row count: {groups}")
+        (n,) = by_rows
+        columns: dict[str, Any] = {}
+        for inp in request.inputs:
+            f = self.by_name[inp.name]
+            shape = list(inp.shape)
+            self._check_datatype(f, inp.datatype)
+            data = _flat(inp.data) if isinstance(inp.data, list) else list(_as_numpy(inp).reshape(-1).tolist())
+            if len(data) != n:
+                raise InvalidInput(f"input {f.name!r} has {len(data)} values for shape {shape}")
+            if inp.datatype in _INT_DATATYPES and any(type(v) is not int for v in data):
+                bad = next(v for v in data if type(v) is not int)
+                raise InvalidInput(f"input {f.name!r} ({inp.datatype}) holds a non-integer value {bad!r}")
+            columns[f.name] = self._column(data, f, "row")
+        return columns, n
+
+    def _name_problem(self, given: set[str], where: str) -> None:
+        missing, unknown = sorted(self.names - given), sorted(given - self.names)
+        parts = [f"missing feature(s) {missing}"] if missing else []
+        parts += [f"unknown feature(s) {unknown}"] if unknown else []
+        raise InvalidInput(f"{where}: {'; '.join(parts)} (the model takes {len(self.names)} features: "
+                           f"see the inputs of GET /v2/models/{{name}})")
+
+    def _check_datatype(self, f: Feature, datatype: str) -> None:
+        if f.kind == CATEGORICAL_KIND:
+            ok = datatype == "BYTES"
+        else:
+            ok = datatype in _INT_DATATYPES or datatype in _FLOAT_DATATYPES or (datatype == "BOOL" and f.is_bool)
+        if not ok:
+            raise InvalidInput(f"input {f.name!r} has datatype {datatype}; expected {f.datatype}")
+
+    @staticmethod
+    def _column(values: list[Any], f: Feature, unit: str) -> Any:
+        """Check one feature's values (a number or a string each) and return them as a column."""
+        if f.kind == CATEGORICAL_KIND:
+            for i, v in enumerate(values):
+                if type(v) is not str:
+                    raise InvalidInput(f"{unit} {i}: feature {f.name!r} must be a string (category), "
+                                       f"got {_json_type(v)}")
+            return values
+        for i, v in enumerate(values):
+            if type(v) not in _NUMBER and not (f.is_bool and type(v) is bool):
+                expected = "a number or a boolean" if f.is_bool else "a number"
+                raise InvalidInput(f"{unit} {i}: feature {f.name!r} must be {expected}, got {_json_type(v)}")
+        try:
+            column = np.asarray(values, dtype=np.float64)
+        except OverflowError:
+            raise InvalidInput(f"feature {f.name!r}: a number is too large for a 64-bit float") from None
+        finite = np.isfinite(column)
+        if not finite.all():
+            i = int(np.flatnonzero(~finite)[0])
+            raise InvalidInput(f"{unit} {i}: feature {f.name!r} is {values[i]!r}; numbers must be finite")
+        return column
+
+
+def _json_type(v: Any) -> str:
+    return {type(None): "null", bool: "a boolean", str: "a string", list: "a list", dict: "an object"}.get(
+        type(v), "a number" if isinstance(v, _NUMBER) else type(v).__name__)
+
+
+def _flat(data: list[Any]) -> list[Any]:
+    """Row-major values of a JSON tensor given flat or nested ([[1], [2]])."""
+    return [x for row in data for x in row] if data and isinstance(data[0], list) else data
+
+
+def _as_numpy(inp: Any) -> np.ndarray:
+    try:
+        return np.asarray(inp.as_numpy())
+    except (ValueError, TypeError) as err:
+        raise InvalidInput(f"input {inp.name!r}: {err}") from None
+
+
+class TabularPredictor(kserve.Model):
+    """Serves one trained tabular model (v1 and v2), validated against its model card."""
+
+    def __init__(self, name: str, model_uri: str, version: str | None = None) -> None:
+        super().__init__(name, return_response_headers=True)
+        self.model_uri = model_uri
+        self.requested_version = version
+        self.version = version or ""
+        self.lineage: Lineage | None = None
+        self.schema: FeatureSchema | None = None
+        self.threshold = DEFAULT_THRESHOLD
+        self._net: torch.nn.Module | None = None
+        self._counts: dict[int, Any] = {}
+        self.load_error = ""  # why load() failed, set by the server's background loader
+
+    def start(self) -> None:
+        """KServe's default marks a model ready on start; readiness here comes only from ``load``."""
+
+    def load(self) -> bool:
+        """Load weights and card (no pickle), then run the warm-up prediction; only then is the model ready."""
+        net, card = load_model(self.model_uri)
+        threshold = float(card.get("threshold", DEFAULT_THRESHOLD))
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"{self.model_uri}: model card threshold {threshold} is not between 0 and 1")
+        self.schema, self._net, self.threshold = FeatureSchema(card), net, threshold
+        self.lineage = Lineage.from_card(card, self.model_uri, self.requested_version)
+        self.version = self.lineage.version
+        self._counts = {c: PREDICTIONS.labels(self.name, self.version, str(c)) for c in (0, 1)}
+        self._warm_up()
+        self.ready = True
+        log.info("model %s version %s ready (%d features, threshold %s) from %s", self.name, self.version,
+                 len(self.schema.features), self.threshold, self.model_uri)
+        return True
+
+    def _warm_up(self) -> None:
+        assert self.schema is not None
+        columns, n = self.schema.v1_columns({"instances": [self.schema.synthetic_row()]})
+        proba, _ = self._score(columns, n, count=False)
+        if proba.shape != (1,) or not 0.0 <= float(proba[0]) <= 1.0:
+            raise RuntimeError(f"warm-up prediction failed: probabilities {proba!r} for a row built from the card")
+
+    def _loaded(self) -> FeatureSchema:
+        if not self.ready or self.schema is None:
+            raise ModelNotReady(self.name, "weights not loaded or warm-up not passed yet")
+        return self.schema
+
+    def get_input_types(self) -> list[dict[str, Any]]:
+        return self._loaded().input_types()
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        self._loaded()
+        return [{"name": "probability", "datatype": "FP64", "shape": [-1]},
+                {"name": "class", "datatype": "INT64", "shape": [-1]}]
+
+    def _score(self, columns: dict[str, Any], n: int, count: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        assert self.schema is not None and self._net is not None
+        x = torch.from_numpy(self.schema.encode(columns, n))
+        with torch.inference_mode():
+            proba = torch.sigmoid(self._net(x)).numpy().astype(np.float64).reshape(n)
+        if not np.isfinite(proba).all():
+            raise RuntimeError(f"model {self.name} {self.version} produced non-finite probabilities")
+        classes = (proba >= self.threshold).astype(np.int64)
+        if count:
+            ones = int(classes.sum())
+            if ones:
+                self._counts[1].inc(ones)
+            if n - ones:
+                self._counts[0].inc(n - ones)
+        return proba, classes
+
+    def predict(self, payload: dict[str, Any] | InferRequest, headers: dict[str, str] | None = None,
+                response_headers: dict[str, str] | None = None) -> dict[str, Any] | InferResponse:
+        schema = self._loaded()
+        if response_headers is not None:
+            response_headers[VERSION_HEADER] = self.version
+        if isinstance(payload, InferRequest):
+            columns, n = schema.v2_columns(payload)
+            proba, classes = self._score(columns, n)
+            return InferResponse(
+                response_id=payload.id or str(uuid.uuid4()), model_name=self.name, model_version=self.version,
+                infer_outputs=[InferOutput("probability", [n], "FP64", proba), InferOutput("class", [n], "INT64",
+                                                                                           classes)],
+                use_binary_outputs=payload.use_binary_outputs, requested_outputs=payload.request_outputs)
+        columns, n = schema.v1_columns(payload)
+        proba, classes = self._score(columns, n)
+        return {"predictions": [{"probability": p, "class": c} for p, c in
+                                zip(proba.tolist(), classes.tolist(), strict=True)],
+                "model_name": self.name, "model_version": self.version}
+
