@@ -8,17 +8,16 @@ from typing import Any
 
 import polars as pl
 
-from components.evaluation.bootstrap import Interval, paired_difference
+from components.evaluation.bootstrap import Interval
 from components.evaluation.config import EvaluationConfig
 from components.evaluation.errors import ChampionError
-from components.evaluation.gate import Check, Decision, comparison_check, decide, threshold_checks
+from components.evaluation.gate import Check, Decision, compare, decide, threshold_checks
 from components.evaluation.heldout import HeldOut, heldout_rows, split_of
 from components.evaluation.metrics import (
     Curve,
     all_metrics,
     calibration_table,
     confusion,
-    metric_function,
     roc_points,
 )
 from components.evaluation.scoring import Scored, load_card_and_model, score
@@ -81,11 +80,8 @@ def evaluate(table: pl.DataFrame, candidate_uri: str, champion_uri: str | None,
                                 f"{label!r}: they cannot be compared on the same labels")
         champion = score("champion", champion_uri, held.rows, loaded)
         champ_metrics = all_metrics(held.y, champion.proba, t, bins)
-        c = cfg.comparison
-        fn = metric_function(c.metric, t, bins)
-        interval = paired_difference(held.y, candidate.proba, champion.proba, fn, resamples=c.resamples,
-                                     confidence=c.confidence, seed=c.seed)
-        checks.append(comparison_check(c, fn(held.y, candidate.proba), fn(held.y, champion.proba), interval))
+        interval, check = compare(held.y, candidate.proba, champion.proba, cfg.comparison, t, bins)
+        checks.append(check)
         notes += _champion_notes(card, champion.card)
     else:
         checks.append(Check("champion", True, "no champion (first deployment): judged on the absolute thresholds "

@@ -15,8 +15,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from components.evaluation.bootstrap import Interval
+import numpy as np
+
+from components.evaluation.bootstrap import Interval, paired_difference
 from components.evaluation.config import LOWER_IS_BETTER, Comparison, Thresholds
+from components.evaluation.metrics import metric_function
 
 RULE = ("blessed only when every check passes: each limit that is on (metric >= min_<metric>, metric <= "
         "max_<metric>); held-out rows >= min_rows; with a champion, the difference d = candidate - champion of the "
@@ -99,6 +102,16 @@ def comparison_check(cfg: Comparison, candidate: float, champion: float, interva
         why = (f"the interval's {'upper' if lower else 'lower'} bound {bound:+.4f} is {side} {limit:+g}: the "
                f"candidate may be worse than the champion beyond the tolerance at {pct} confidence")
     return Check(f"champion_{cfg.metric}", False, f"{facts}: {why} ({'lower' if lower else 'higher'} is better)")
+
+
+def compare(y: np.ndarray, candidate: np.ndarray, champion: np.ndarray, cfg: Comparison, threshold: float,
+            bins: int) -> tuple[Interval, Check]:
+    """The champion check on probabilities of both models for the same rows: the paired bootstrap interval of
+    the difference of ``cfg.metric`` and the check against the tolerance."""
+    fn = metric_function(cfg.metric, threshold, bins)
+    interval = paired_difference(y, candidate, champion, fn, resamples=cfg.resamples, confidence=cfg.confidence,
+                                 seed=cfg.seed)
+    return interval, comparison_check(cfg, fn(y, candidate), fn(y, champion), interval)
 
 
 def decide(checks: list[Check]) -> Decision:
