@@ -45,6 +45,7 @@ RAW_MODES = frozenset({STANDARD, "RawDeployment"})
 TAG_ROUTING = "serving.kserve.io/enable-tag-routing"
 MODEL_VERSION_ANNOTATION = "kfp-component-catalog.io/model-version"
 PREVIOUS_MODEL_ANNOTATION = "kfp-component-catalog.io/previous-model"
+MODEL_CONTAINER = "kserve-container"
 POD_SELECTOR_LABEL = "serving.kserve.io/inferenceservice"  # KServe labels every predictor pod with its service
 _URI = re.compile(r"^[a-z][a-z0-9+.-]*://\S+$")
 
@@ -81,9 +82,11 @@ def _model(target: KServeTarget, served: Served) -> dict[str, Any]:
 
 def _predictor(target: KServeTarget, served: Served, *, replicas: bool, name: str = "") -> dict[str, Any]:
     """A predictor for ``served`` with restricted pod security on the pod and on the model container."""
-    pod = restrict_pod_spec({"containers": [{"name": "kserve-container", **_model(target, served)}]},
+    # The model container is the runtime's kserve-container (KServe merges the two by that name); a canary's
+    # model must name it (the CRD requires it there).
+    pod = restrict_pod_spec({"containers": [{"name": MODEL_CONTAINER, **_model(target, served)}]},
                             run_as_user=target.run_as_user)
-    model = {k: v for k, v in pod["containers"][0].items() if k != "name"}
+    model = pod["containers"][0]
     predictor: dict[str, Any] = {"annotations": {MODEL_VERSION_ANNOTATION: served.version}, "model": model,
                                  "securityContext": pod["securityContext"]}
     if name:
