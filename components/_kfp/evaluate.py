@@ -21,7 +21,7 @@ def evaluate(
     recall, F1, log loss, calibration error, slices), compare it with the champion at ``champion_uri`` ("" on a
     first deployment) on the same rows with a paired bootstrap, and gate it. ``config``: JSON of thresholds,
     comparison (metric, tolerance, confidence, resamples), slices. Returns whether the model is blessed; branch
-    on it with ``dsl.If(task.output == True)``."""
+    on it with ``dsl.If(task.outputs["Output"] == True)`` (kfp.local cannot resolve a NamedTuple field there)."""
     from components.evaluation.step import evaluate_step
 
     result = evaluate_step(model.path, training_set.path, report_uri=report.path, blessing_uri=blessing.path,
