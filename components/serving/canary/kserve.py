@@ -525,7 +525,9 @@ class KServeServing(ServingBackend):
         found = isvc.deployed(obj)
         ns = self.target.namespace
         if self.raw:
-            name = isvc.canary_name(found.canary.version) if which == "candidate" and found.canary else ""
+            # a canary has its own predictor Service; a first deployment's candidate is the predictor itself
+            canary = found.canary if found.stable is not None else None
+            name = isvc.canary_name(canary.version) if which == "candidate" and canary else ""
             return f"http://{isvc.predictor_service(self.service, name)}.{ns}.svc.cluster.local"
         pred = _predictor_status(obj)
         tag = "latest" if which == "candidate" else "prev"
