@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import itertools
-from collections import Counter
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -57,8 +57,18 @@ class FakeVertexEndpoint:
         self._error: str | None = None
         self._fail_next: str | None = None
         self._weights: dict[str, int] = {}
+        self._faults: dict[str, deque[BaseException]] = defaultdict(deque)
 
     # ----- fault injection
+    def fail_next(self, method: str, error: BaseException, times: int = 1) -> None:
+        """The next ``times`` calls of ``method`` raise ``error`` without touching state."""
+        self._faults[method].extend([error] * times)
+
+    def _fault(self, method: str) -> None:
+        self.calls.append(method)
+        if self._faults[method]:
+            raise self._faults[method].popleft()
+
     def fail_next_deploy(self, message: str) -> None:
         """The next deploy operation fails with ``message`` (quota, image pull, health check...)."""
         self._fail_next = message
@@ -80,7 +90,7 @@ class FakeVertexEndpoint:
 
     # ----- the endpoint
     def list_models(self) -> list[DeployedModel]:
-        self.calls.append("list_models")
+        self._fault("list_models")
         op = self._deploy
         if op is not None:
             op.reads_left -= 1
@@ -96,18 +106,20 @@ class FakeVertexEndpoint:
         return list(self.deployed)
 
     def traffic_split(self) -> dict[str, int]:
+        self._fault("traffic_split")
         return dict(self.split)
 
     def labels(self) -> dict[str, str]:
+        self._fault("labels")
         return dict(self._labels)
 
     def set_labels(self, labels: dict[str, str]) -> None:
-        self.calls.append("set_labels")
+        self._fault("set_labels")
         self._labels = dict(labels)
 
     def deploy(self, model: str, *, traffic_split: dict[str, int], display_name: str, machine_type: str,
                min_replicas: int, max_replicas: int, service_account: str | None) -> None:
-        self.calls.append("deploy")
+        self._fault("deploy")
         if model not in self.registry:
             raise gexc.NotFound(f"model {model} not found")
         if self._deploy is not None:
@@ -127,11 +139,12 @@ class FakeVertexEndpoint:
         return self._error
 
     def update(self, *, traffic_split: dict[str, int]) -> None:
-        self.calls.append("update")
+        self._fault("update")
         self._validate(traffic_split, self._ids_now())
         self.split = {k: v for k, v in traffic_split.items() if v}
 
     def undeploy(self, deployed_model_id: str, *, traffic_split: dict[str, int] | None = None) -> None:
+        self._fault("undeploy")
         self.calls.append(f"undeploy {deployed_model_id}")
         if deployed_model_id not in self._ids_now():
             raise gexc.NotFound(f"deployed model {deployed_model_id} not found on the endpoint")

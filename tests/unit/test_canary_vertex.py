@@ -9,6 +9,7 @@ import signal
 from typing import Any
 
 import pytest
+from google.api_core import exceptions as gexc
 
 from components._core.images import image
 from components._core.signals import Terminated
@@ -134,6 +135,15 @@ def test_each_model_is_reached_through_the_split_and_answers_are_attributed(proj
     answered = {k: backend.attribution[k] - before.get(k, 0) for k in (cand_id, stable_id)}
     assert answered[cand_id] >= 1 and answered[stable_id] >= 1
     assert sum(answered.values()) > 2  # requests the other model answered were sent again
+
+
+def test_transient_vertex_errors_are_retried(project: Project) -> None:
+    stable_id = project.serve(A)
+    for method in ("list_models", "traffic_split", "update", "undeploy"):
+        project.endpoint.fail_next(method, gexc.ServiceUnavailable("try again"), times=2)
+    record, _ = project.rollout(B)
+    assert record.promoted, record.reasons
+    assert stable_id not in project.ids()
 
 
 def test_a_candidate_failing_its_smoke_test_is_undeployed(project: Project) -> None:

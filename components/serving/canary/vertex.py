@@ -28,18 +28,20 @@ import logging
 import math
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, TypeVar
 
 from components._core.images import image
-from components._core.jobs import JobPhase, JobStatus, RunningJob, WaitPolicy, never_transient
+from components._core.jobs import JobPhase, JobStatus, RunningJob, WaitPolicy, call_with_retry
 from components._core.waiting import Clock
 from components.serving.canary.backend import RolloutFailure, ServingBackend, Which
 from components.serving.canary.kserve import LineageReader, probabilities, read_lineage
 from components.serving.target import DeployConfig, Served, VertexTarget
+from components.training.vertex import transient_google_error
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 STABLE_LABEL = "kfp-catalog-stable"
 SERVICE_LABEL = "kfp-catalog-service"
 VERSION_LABEL = "kfp-catalog-model-version"
@@ -167,6 +169,16 @@ class VertexServing(ServingBackend):
             self._client = AiplatformEndpoint(self.target)
         return self._client
 
+    @property
+    def policy(self) -> WaitPolicy:
+        """Readiness waits and API calls: 429 / 5xx / connection errors retried with backoff."""
+        return self.target.wait.policy(self.cfg.readiness_timeout_s, transient_google_error)
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        """An idempotent endpoint call, transient errors retried (a deploy or a prediction is never retried)."""
+        return call_with_retry(fn, self.policy, what=f"{what} on {self.target.endpoint}",
+                               clock=self._clock)
+
     # ----- reading
     def note(self, models: list[DeployedModel] | None = None, split: dict[str, int] | None = None,
              assessment: str = "") -> dict[str, Any]:
@@ -198,7 +210,8 @@ class VertexServing(ServingBackend):
         catalog did not deploy taking the most traffic); the canary is another of the catalog's models taking
         traffic, or any of them while nothing is stable yet (a first deployment not yet promoted)."""
         client = self.client
-        models, split, labels = client.list_models(), client.traffic_split(), client.labels()
+        models = self._call("list models", client.list_models)
+        split, labels = self._call("read the split", client.traffic_split), self._call("read labels", client.labels)
         by_id = {m.id: m for m in models}
         stable = by_id.get(labels.get(STABLE_LABEL, ""))
         ours = [m for m in models if m.display_name.startswith(f"{self.service}-")]
@@ -213,7 +226,7 @@ class VertexServing(ServingBackend):
     def _served(self, deployed: DeployedModel | None) -> Served | None:
         if deployed is None:
             return None
-        info = self.client.model(deployed.model)
+        info = self._call("read a model", lambda: self.client.model(deployed.model))
         version = info.labels.get(VERSION_LABEL) or deployed.display_name.removeprefix(f"{self.service}-")
         return Served(info.artifact_uri, version, self._lineage(info.artifact_uri, version))
 
@@ -229,7 +242,7 @@ class VertexServing(ServingBackend):
     # ----- deploying
     def _registered(self, candidate: Served) -> ModelInfo:
         labels = {SERVICE_LABEL: self.service, VERSION_LABEL: candidate.version}
-        found = self.client.find_model(labels)
+        found = self._call("find a model", lambda: self.client.find_model(labels))
         if found is not None:
             return found
         route = f"/v1/models/{self.service}:predict"
@@ -244,7 +257,7 @@ class VertexServing(ServingBackend):
         stable, canary, _ = self._state()
         self.stable_id = stable.id if stable else None
         info = self._registered(candidate)
-        models = self.client.list_models()
+        models = self._call("list models", self.client.list_models)
         mine = next((m for m in models if m.model == info.resource_name and m.id != self.stable_id), None)
         percent = percent if stable is not None else 100
         if mine is not None:  # a retried step: the candidate is deployed already
@@ -261,22 +274,34 @@ class VertexServing(ServingBackend):
         exp = _Expectation(info.resource_name, frozenset(m.id for m in models), percent, self.stable_id,
                            mine.id if mine else None)
         self._exp = exp
-        policy = self.target.wait.policy(self.cfg.readiness_timeout_s, never_transient)
-        return VertexReadiness(self, exp, policy)
+        return VertexReadiness(self, exp, self.policy)
 
     def promote(self) -> None:
         cand = self.candidate_id or (self._state()[1] or DeployedModel("", "")).id
         if not cand:
             raise RolloutFailure("nothing to promote: no candidate is deployed")
-        self.client.update(traffic_split={cand: 100})
-        self.client.set_labels({**self.client.labels(), STABLE_LABEL: cand})
-        for m in self.client.list_models():
+        self._call("move traffic", lambda: self.client.update(traffic_split={cand: 100}))
+        labels = self._call("read labels", self.client.labels)
+        self._call("label the stable model", lambda: self.client.set_labels({**labels, STABLE_LABEL: cand}))
+        for m in self._call("list models", self.client.list_models):
             if m.id != cand:
                 try:
-                    self.client.undeploy(m.id, traffic_split={cand: 100})
+                    self._undeploy(m.id, {cand: 100})
                 except Exception as err:  # the promotion stands; an idle old model is only a cost
                     log.warning("could not undeploy the old model %s after promoting %s: %s", m.id, cand, err)
         self.stable_id, self.candidate_id, self._exp = cand, None, None
+
+    def _undeploy(self, model_id: str, split: dict[str, int]) -> None:
+        """Undeploy ``model_id`` (transient errors retried; gone already counts as done)."""
+        def undeploy() -> None:
+            from google.api_core import exceptions as gexc
+
+            try:
+                self.client.undeploy(model_id, traffic_split=split)
+            except gexc.NotFound:  # an earlier try landed before its answer was lost
+                log.info("deployed model %s is gone already", model_id)
+
+        self._call(f"undeploy {model_id}", undeploy)
 
     def _landed(self) -> str | None:
         """The id of the candidate this backend deployed, once the endpoint lists it; a deploy still running is
@@ -286,7 +311,7 @@ class VertexServing(ServingBackend):
             return self.candidate_id
         started = clock.now()
         while True:
-            models = self.client.list_models()
+            models = self._call("list models", self.client.list_models)
             new = [m for m in models if m.model == exp.model and m.id not in exp.before]
             if new:
                 return new[0].id
@@ -301,11 +326,11 @@ class VertexServing(ServingBackend):
     def rollback(self) -> None:
         stable, canary, _ = self._state()
         cand = self._landed() or (canary.id if canary else None)
-        deployed = {m.id for m in self.client.list_models()}
+        deployed = {m.id for m in self._call("list models", self.client.list_models)}
         if cand is None or cand not in deployed:
             return
         keep = self.stable_id if self.stable_id in deployed else (stable.id if stable else None)
-        self.client.undeploy(cand, traffic_split={keep: 100} if keep and keep != cand else {})
+        self._undeploy(cand, {keep: 100} if keep and keep != cand else {})
         log.info("rolled back deployed model %s on %s", cand, self.target.endpoint)
         self.candidate_id, self._exp = None, None
 
@@ -314,7 +339,7 @@ class VertexServing(ServingBackend):
         target = self.candidate_id if which == "candidate" else self.stable_id
         if target is None:
             raise RolloutFailure(f"no {which} model is deployed")
-        share = self.client.traffic_split().get(target, 0)
+        share = self._call("read the split", self.client.traffic_split).get(target, 0)
         if share <= 0:
             raise RolloutFailure(f"the {which} model takes no traffic: Vertex cannot send it a request")
         tries = min(MAX_RESENDS, math.ceil(100 / share) * 10)
@@ -329,7 +354,7 @@ class VertexServing(ServingBackend):
         """Shares of ``probe`` one-row requests by the model that answered (the endpoint's split when there is
         no probe), by model version."""
         versions: dict[str, str] = {}
-        for m in self.client.list_models():
+        for m in self._call("list models", self.client.list_models):
             served = self._served(m)
             versions[m.id] = served.version if served else m.id
         if probe:
@@ -341,7 +366,8 @@ class VertexServing(ServingBackend):
             total = sum(counts.values())
             shares = {versions.get(k, k): n / total for k, n in counts.items()}
         else:
-            shares = {versions.get(k, k): v / 100 for k, v in self.client.traffic_split().items() if v}
+            split = self._call("read the split", self.client.traffic_split)
+            shares = {versions.get(k, k): v / 100 for k, v in split.items() if v}
         log.info("observed traffic on %s: %s", self.target.endpoint, shares)
         return shares
 
