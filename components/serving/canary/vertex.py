@@ -223,12 +223,17 @@ class VertexServing(ServingBackend):
         self.note(models, split)
         return stable, canary, split
 
+    def _ref(self, deployed: DeployedModel) -> tuple[str, str]:
+        """(artifact URI, model version) of a deployed model, from its Model Registry entry."""
+        info = self._call("read a model", lambda: self.client.model(deployed.model))
+        return info.artifact_uri, info.labels.get(VERSION_LABEL) or deployed.display_name.removeprefix(
+            f"{self.service}-")
+
     def _served(self, deployed: DeployedModel | None) -> Served | None:
         if deployed is None:
             return None
-        info = self._call("read a model", lambda: self.client.model(deployed.model))
-        version = info.labels.get(VERSION_LABEL) or deployed.display_name.removeprefix(f"{self.service}-")
-        return Served(info.artifact_uri, version, self._lineage(info.artifact_uri, version))
+        uri, version = self._ref(deployed)
+        return Served(uri, version, self._lineage(uri, version))
 
     def stable(self) -> Served | None:
         stable, _, _ = self._state()
@@ -353,10 +358,7 @@ class VertexServing(ServingBackend):
     def observed_traffic(self, probe: Sequence[dict[str, Any]]) -> dict[str, float]:
         """Shares of ``probe`` one-row requests by the model that answered (the endpoint's split when there is
         no probe), by model version."""
-        versions: dict[str, str] = {}
-        for m in self._call("list models", self.client.list_models):
-            served = self._served(m)
-            versions[m.id] = served.version if served else m.id
+        versions = {m.id: self._ref(m)[1] for m in self._call("list models", self.client.list_models)}
         if probe:
             counts: Counter[str] = Counter()
             for row in probe:
