@@ -12,7 +12,7 @@ from components.evaluation.bootstrap import Interval
 from components.evaluation.config import EvaluationConfig
 from components.evaluation.errors import ChampionError
 from components.evaluation.gate import Check, Decision, compare, decide, threshold_checks
-from components.evaluation.heldout import HeldOut, heldout_rows, split_of
+from components.evaluation.heldout import SPLIT_KEYS, HeldOut, heldout_rows
 from components.evaluation.metrics import (
     Curve,
     all_metrics,
@@ -50,13 +50,14 @@ class Evaluation:
 
 def _champion_notes(candidate: dict[str, Any], champion: dict[str, Any]) -> list[str]:
     """Caveats when the champion was trained on other data or another split: it may have seen held-out rows."""
-    same_split = split_of(champion, "champion") == split_of(candidate)
-    same_data = champion.get("data_uri") == candidate.get("data_uri")
-    if same_split and same_data:
+    def split(card: dict[str, Any]) -> list[Any]:
+        return [(card.get("trainer_config") or {}).get(k) for k in SPLIT_KEYS]
+
+    if split(champion) == split(candidate) and champion.get("data_uri") == candidate.get("data_uri"):
         return []
     return ["The champion was trained on other data or another split (its card's data_uri, seed or fractions "
-            "differ from the candidate's), so some held-out rows may have been in its training data: that tends to "
-            "flatter the champion, so the comparison errs against the candidate."]
+            "differ from the candidate's, or are unknown), so some held-out rows may have been in its training "
+            "data: that tends to flatter the champion, so the comparison errs against the candidate."]
 
 
 def evaluate(table: pl.DataFrame, candidate_uri: str, champion_uri: str | None,

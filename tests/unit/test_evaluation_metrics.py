@@ -36,7 +36,7 @@ def scored(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
     return y, (np.round(p * grid) / grid if grid else p).clip(0.001, 0.999)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(scored(), st.sampled_from([0.3, 0.5, 0.7]))
 def test_every_metric_equals_scikit_learns(data: tuple[np.ndarray, np.ndarray], threshold: float) -> None:
     y, p = data

@@ -133,6 +133,9 @@ def test_a_candidate_better_than_the_champion_is_blessed(models: Models, tmp_pat
     assert doc["reasons"][-1].startswith("auc: candidate") and "not worse than the champion" in doc["reasons"][-1]
     result, doc = run(tmp_path, models.good, models.data, champion=models.shuffled)
     assert result.blessed and "trained on other data or another split" in doc["notes"][0]
+    older = copy_model(models.weak, tmp_path / "older", trainer_config=None)  # a card without its split: a note
+    result, doc = run(tmp_path, models.good, models.data, champion=older)
+    assert result.blessed and "or are unknown" in doc["notes"][0]
 
 
 def test_log_loss_comparison_mirrors_the_rule(models: Models, tmp_path: Path) -> None:
