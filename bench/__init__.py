@@ -14,6 +14,7 @@ BENCHMARKS: dict[str, str] = {
     "features": "bench.features:main",
     "train": "bench.train:main",
     "tune": "bench.tune:main",
+    "serve": "bench.serve:main",
 }
 
 

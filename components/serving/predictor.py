@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,7 +70,7 @@ class Feature:
     name: str
     kind: str
     datatype: str
-    column: int  # first column of the encoded matrix this feature fills
+    column: int  # numeric: its column; categorical: the first column of its one-hot block
     mean: float = 0.0
     std: float = 1.0
     vocabulary: dict[str, int] | None = None  # category -> offset from ``column`` (categorical only)
@@ -76,6 +78,15 @@ class Feature:
     @property
     def is_bool(self) -> bool:
         return self.datatype == "BOOL"
+
+
+@dataclass
+class Batch:
+    """Validated rows: numeric features as one float64 matrix (encoded column order), categories as lists."""
+
+    n: int
+    numeric: np.ndarray
+    categorical: dict[str, list[str]]
 
 
 class FeatureSchema:
@@ -88,22 +99,20 @@ class FeatureSchema:
         if set(listed) != set(pre.order):
             raise ValueError(f"model card: features {sorted(listed)} differ from the preprocessing's "
                              f"{sorted(pre.order)}")
-        offsets, column = {}, len(pre.numeric)
+        self.numeric = [Feature(name, NUMERIC_KIND, v2_datatype(str(listed[name]["dtype"]), NUMERIC_KIND), j, mean,
+                                std) for j, (name, (mean, std)) in enumerate(pre.numeric.items())]
+        self.categorical, column = [], len(pre.numeric)
         for name, vocab in pre.categorical.items():
-            offsets[name] = column
+            self.categorical.append(Feature(name, CATEGORICAL_KIND, "BYTES", column,
+                                            vocabulary={v: i for i, v in enumerate(vocab)}))
             column += len(vocab)
-        features = []
-        for j, (name, (mean, std)) in enumerate(pre.numeric.items()):
-            features.append(Feature(name, NUMERIC_KIND, v2_datatype(str(listed[name]["dtype"]), NUMERIC_KIND), j,
-                                    mean, std))
-        for name, vocab in pre.categorical.items():
-            features.append(Feature(name, CATEGORICAL_KIND, "BYTES", offsets[name],
-                                    vocabulary={v: i for i, v in enumerate(vocab)}))
-        by_name = {f.name: f for f in features}
-        self.features = [by_name[str(f["name"])] for f in card["features"]]  # the card's (table) order
-        self.by_name = by_name
+        self.by_name = {f.name: f for f in [*self.numeric, *self.categorical]}
+        self.features = [self.by_name[str(f["name"])] for f in card["features"]]  # the card's (table) order
         self.width = pre.width
-        self.names = frozenset(by_name)
+        self.names = frozenset(self.by_name)
+        self._numeric_names = [f.name for f in self.numeric]
+        self._means = np.array([f.mean for f in self.numeric], dtype=np.float64)
+        self._stds = np.array([f.std for f in self.numeric], dtype=np.float64)
 
     def input_types(self) -> list[dict[str, Any]]:
         """v2 metadata of the inputs: one tensor per feature, variable batch."""
@@ -115,22 +124,20 @@ class FeatureSchema:
         return {f.name: (bool(f.mean >= 0.5) if f.is_bool else f.mean) if f.kind == NUMERIC_KIND
                 else next(iter(f.vocabulary or {}), "") for f in self.features}
 
-    def encode(self, columns: dict[str, Any], n: int) -> np.ndarray:
-        """The float32 model input for validated columns (numeric: float64 arrays; categorical: str lists)."""
-        out = np.zeros((n, self.width), dtype=np.float32)
-        rows = np.arange(n)
-        for f in self.features:
-            values = columns[f.name]
-            if f.vocabulary is None:
-                out[:, f.column] = (values - f.mean) / f.std
-            else:
-                pos = np.fromiter((f.vocabulary.get(v, -1) for v in values), dtype=np.int64, count=n)
-                hit = pos >= 0
-                out[rows[hit], f.column + pos[hit]] = 1.0
+    def encode(self, batch: Batch) -> np.ndarray:
+        """The float32 model input for a validated batch, as ``Preprocessing.transform`` would encode it."""
+        out = np.zeros((batch.n, self.width), dtype=np.float32)
+        out[:, :len(self.numeric)] = (batch.numeric - self._means) / self._stds
+        for f in self.categorical:
+            vocabulary = f.vocabulary or {}
+            for i, v in enumerate(batch.categorical[f.name]):
+                pos = vocabulary.get(v)
+                if pos is not None:
+                    out[i, f.column + pos] = 1.0
         return out
 
-    def v1_columns(self, body: Any) -> tuple[dict[str, Any], int]:
-        """Validate a v1 body and return its columns and row count; ``InvalidInput`` names any problem."""
+    def v1_batch(self, body: Any) -> Batch:
+        """Validate a v1 body and return its rows; ``InvalidInput`` names any problem."""
         if isinstance(body, (bytes, str)):
             raise InvalidInput("a v1 request must be JSON (content-type application/json): "
                                '{"instances": [{"<feature>": value, ...}]}')
@@ -142,47 +149,65 @@ class FeatureSchema:
         instances = body["instances"]
         if not isinstance(instances, list) or not instances:
             raise InvalidInput("'instances' must be a non-empty list of objects keyed by feature name")
+        rows = []
         for i, inst in enumerate(instances):
             if not isinstance(inst, dict):
                 raise InvalidInput(f"instance {i} is {_json_type(inst)}; send an object keyed by feature name "
                                    f"(the inputs of GET /v2/models/{{name}})")
             if len(inst) != len(self.names) or inst.keys() != self.names:
                 self._name_problem(set(inst), f"instance {i}")
-        columns = {f.name: self._column([inst[f.name] for inst in instances], f, "instance") for f in self.features}
-        return columns, len(instances)
+            values = [inst[name] for name in self._numeric_names]
+            if not all(type(v) in _NUMBER for v in values):
+                for f, v in zip(self.numeric, values, strict=True):
+                    self._check_number(v, f, f"instance {i}")
+            for f in self.categorical:
+                self._check_category(inst[f.name], f, f"instance {i}")
+            rows.append(values)
+        with _too_large():
+            matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(self.numeric))
+        numeric = self._finite(matrix, "instance")
+        return Batch(len(rows), numeric, {f.name: [inst[f.name] for inst in instances] for f in self.categorical})
 
-    def v2_columns(self, request: InferRequest) -> tuple[dict[str, Any], int]:
-        """Validate a v2 request and return its columns and row count; ``InvalidInput`` names any problem."""
+    def v2_batch(self, request: InferRequest) -> Batch:
+        """Validate a v2 request and return its rows; ``InvalidInput`` names any problem."""
         seen = [inp.name for inp in request.inputs]
-        repeated = sorted({s for s in seen if seen.count(s) > 1})
-        if repeated:
-            raise InvalidInput(f"input(s) {repeated} given more than once")
+        if len(set(seen)) != len(seen):
+            raise InvalidInput(f"input(s) {sorted({s for s in seen if seen.count(s) > 1})} given more than once")
         if set(seen) != self.names:
             self._name_problem(set(seen), "request inputs")
+        rows: dict[int, list[str]] = {}
         for inp in request.inputs:
-            shape = list(inp.shape)
+            shape = inp.shape
             if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)) or shape[0] < 1:
-                raise InvalidInput(f"input {inp.name!r} has shape {shape}; expected [n] or [n, 1] with n >= 1")
-        by_rows: dict[int, list[str]] = {}
-        for inp in request.inputs:
-            by_rows.setdefault(int(inp.shape[0]), []).append(inp.name)
-        if len(by_rows) > 1:
-            groups = "; ".join(f"{k} in {v[:5]}{' …' if len(v) > 5 else ''}" for k, v in sorted(by_rows.items()))
+                raise InvalidInput(f"input {inp.name!r} has shape {list(shape)}; expected [n] or [n, 1] with n >= 1")
+            rows.setdefault(int(shape[0]), []).append(inp.name)
+        if len(rows) > 1:
+            groups = "; ".join(f"{k} in {v[:5]}{' …' if len(v) > 5 else ''}" for k, v in sorted(rows.items()))
             raise InvalidInput(f"inputs differ in row count: {groups}")
-        (n,) = by_rows
-        columns: dict[str, Any] = {}
+        (n,) = rows
+        columns: list[list[Any]] = [[]] * len(self.numeric)
+        categorical: dict[str, list[str]] = {}
         for inp in request.inputs:
             f = self.by_name[inp.name]
-            shape = list(inp.shape)
             self._check_datatype(f, inp.datatype)
             data = _flat(inp.data) if isinstance(inp.data, list) else list(_as_numpy(inp).reshape(-1).tolist())
             if len(data) != n:
-                raise InvalidInput(f"input {f.name!r} has {len(data)} values for shape {shape}")
-            if inp.datatype in _INT_DATATYPES and any(type(v) is not int for v in data):
+                raise InvalidInput(f"input {f.name!r} has {len(data)} values for shape {list(inp.shape)}")
+            if f.vocabulary is not None:
+                for i, v in enumerate(data):
+                    self._check_category(v, f, f"row {i}")
+                categorical[f.name] = data
+                continue
+            if inp.datatype in _INT_DATATYPES and not all(type(v) is int for v in data):
                 bad = next(v for v in data if type(v) is not int)
                 raise InvalidInput(f"input {f.name!r} ({inp.datatype}) holds a non-integer value {bad!r}")
-            columns[f.name] = self._column(data, f, "row")
-        return columns, n
+            if not all(type(v) in _NUMBER for v in data):
+                for i, v in enumerate(data):
+                    self._check_number(v, f, f"row {i}")
+            columns[f.column] = data
+        with _too_large():
+            numeric = np.array(columns, dtype=np.float64).reshape(len(self.numeric), n).T
+        return Batch(n, self._finite(numeric, "row"), categorical)
 
     def _name_problem(self, given: set[str], where: str) -> None:
         missing, unknown = sorted(self.names - given), sorted(given - self.names)
@@ -200,27 +225,31 @@ class FeatureSchema:
             raise InvalidInput(f"input {f.name!r} has datatype {datatype}; expected {f.datatype}")
 
     @staticmethod
-    def _column(values: list[Any], f: Feature, unit: str) -> Any:
-        """Check one feature's values (a number or a string each) and return them as a column."""
-        if f.kind == CATEGORICAL_KIND:
-            for i, v in enumerate(values):
-                if type(v) is not str:
-                    raise InvalidInput(f"{unit} {i}: feature {f.name!r} must be a string (category), "
-                                       f"got {_json_type(v)}")
-            return values
-        for i, v in enumerate(values):
-            if type(v) not in _NUMBER and not (f.is_bool and type(v) is bool):
-                expected = "a number or a boolean" if f.is_bool else "a number"
-                raise InvalidInput(f"{unit} {i}: feature {f.name!r} must be {expected}, got {_json_type(v)}")
-        try:
-            column = np.asarray(values, dtype=np.float64)
-        except OverflowError:
-            raise InvalidInput(f"feature {f.name!r}: a number is too large for a 64-bit float") from None
-        finite = np.isfinite(column)
+    def _check_number(v: Any, f: Feature, where: str) -> None:
+        if type(v) not in _NUMBER and not (f.is_bool and type(v) is bool):
+            expected = "a number or a boolean" if f.is_bool else "a number"
+            raise InvalidInput(f"{where}: feature {f.name!r} must be {expected}, got {_json_type(v)}")
+
+    @staticmethod
+    def _check_category(v: Any, f: Feature, where: str) -> None:
+        if type(v) is not str:
+            raise InvalidInput(f"{where}: feature {f.name!r} must be a string (category), got {_json_type(v)}")
+
+    def _finite(self, numeric: np.ndarray, unit: str) -> np.ndarray:
+        finite = np.isfinite(numeric)
         if not finite.all():
-            i = int(np.flatnonzero(~finite)[0])
-            raise InvalidInput(f"{unit} {i}: feature {f.name!r} is {values[i]!r}; numbers must be finite")
-        return column
+            i, j = (int(k[0]) for k in np.nonzero(~finite))
+            raise InvalidInput(f"{unit} {i}: feature {self.numeric[j].name!r} is {float(numeric[i, j])!r}; "
+                               "numbers must be finite")
+        return numeric
+
+
+@contextmanager
+def _too_large() -> Iterator[None]:
+    try:
+        yield
+    except OverflowError:
+        raise InvalidInput("a number is too large for a 64-bit float") from None
 
 
 def _json_type(v: Any) -> str:
@@ -276,8 +305,7 @@ class TabularPredictor(kserve.Model):
 
     def _warm_up(self) -> None:
         assert self.schema is not None
-        columns, n = self.schema.v1_columns({"instances": [self.schema.synthetic_row()]})
-        proba, _ = self._score(columns, n, count=False)
+        proba, _ = self._score(self.schema.v1_batch({"instances": [self.schema.synthetic_row()]}), count=False)
         if proba.shape != (1,) or not 0.0 <= float(proba[0]) <= 1.0:
             raise RuntimeError(f"warm-up prediction failed: probabilities {proba!r} for a row built from the card")
 
@@ -294,10 +322,11 @@ class TabularPredictor(kserve.Model):
         return [{"name": "probability", "datatype": "FP64", "shape": [-1]},
                 {"name": "class", "datatype": "INT64", "shape": [-1]}]
 
-    def _score(self, columns: dict[str, Any], n: int, count: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    def _score(self, batch: Batch, count: bool = True) -> tuple[np.ndarray, np.ndarray]:
         assert self.schema is not None and self._net is not None
-        x = torch.from_numpy(self.schema.encode(columns, n))
-        with torch.inference_mode():
+        n = batch.n
+        x = torch.from_numpy(self.schema.encode(batch))
+        with torch.no_grad():
             proba = torch.sigmoid(self._net(x)).numpy().astype(np.float64).reshape(n)
         if not np.isfinite(proba).all():
             raise RuntimeError(f"model {self.name} {self.version} produced non-finite probabilities")
@@ -316,15 +345,14 @@ class TabularPredictor(kserve.Model):
         if response_headers is not None:
             response_headers[VERSION_HEADER] = self.version
         if isinstance(payload, InferRequest):
-            columns, n = schema.v2_columns(payload)
-            proba, classes = self._score(columns, n)
+            proba, classes = self._score(schema.v2_batch(payload))
+            n = len(proba)
             return InferResponse(
                 response_id=payload.id or str(uuid.uuid4()), model_name=self.name, model_version=self.version,
                 infer_outputs=[InferOutput("probability", [n], "FP64", proba), InferOutput("class", [n], "INT64",
                                                                                            classes)],
                 use_binary_outputs=payload.use_binary_outputs, requested_outputs=payload.request_outputs)
-        columns, n = schema.v1_columns(payload)
-        proba, classes = self._score(columns, n)
+        proba, classes = self._score(schema.v1_batch(payload))
         return {"predictions": [{"probability": p, "class": c} for p, c in
                                 zip(proba.tolist(), classes.tolist(), strict=True)],
                 "model_name": self.name, "model_version": self.version}

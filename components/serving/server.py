@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import torch
 from fastapi import FastAPI
-from kserve import ModelServer
+from kserve import Model, ModelServer
 from kserve.errors import ModelNotFound, ModelNotReady
 from kserve.model_repository import ModelRepository
 from kserve.protocol.dataplane import DataPlane
@@ -69,9 +69,9 @@ def add_lineage_routes(app: FastAPI, registry: ModelRepository) -> None:
         app.add_api_route(prefix + "/models/{model_name}/lineage", lineage, methods=["GET"])
 
 
-def build_server(predictor: TabularPredictor, http_port: int) -> ModelServer:
-    """A ModelServer (gRPC off, one worker) holding ``predictor`` (registered, not yet loaded) with the
-    versioned metadata and the lineage routes on KServe's application."""
+def build_server(predictor: Model, http_port: int) -> ModelServer:
+    """A ModelServer (gRPC off, one worker) holding ``predictor`` (registered as it is: ours is not loaded
+    yet) with the versioned metadata and the lineage routes on KServe's application."""
     import kserve.model_server
 
     server = ModelServer(http_port=http_port, enable_grpc=False, workers=1)
@@ -111,6 +111,18 @@ def load_in_background(predictor: TabularPredictor, http_port: int,
     return thread
 
 
+def _log_like_kserve() -> None:
+    """Our messages on stderr beside KServe's, without touching the root logger (KServe configures its own
+    loggers only when no handler is found up the tree)."""
+    ours = logging.getLogger("components")
+    if not ours.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        ours.addHandler(handler)
+        ours.setLevel(logging.INFO)
+        ours.propagate = False
+
+
 def parser() -> argparse.ArgumentParser:
     """Our arguments on top of KServe's own (``kserve.model_server.parser``)."""
     import kserve.model_server
@@ -130,12 +142,11 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Serve until SIGTERM (exit 0); exit 1 when the model cannot be loaded or warmed up."""
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
     torch.set_num_threads(1)
     watch_parent()
     predictor = TabularPredictor(args.model_name, args.model_uri, args.model_version)
-    server = build_server(predictor, args.http_port)
+    server = build_server(predictor, args.http_port)  # configures KServe's logging as KServe does
+    _log_like_kserve()
     load_in_background(predictor, args.http_port)
     server.start([])
     if predictor.load_error:
