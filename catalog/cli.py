@@ -130,6 +130,37 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from components.serving.canary.local import LocalServing
+    from components.serving.lineage import Lineage
+    from components.serving.target import DeployConfig
+
+    backend = LocalServing(DeployConfig.parse({"service": args.service, "local": {"home": args.home or ""}}))
+    if args.stop:
+        backend.stop()
+        print(f"stopped the local endpoint and model servers of {args.service!r}")
+        return 0
+    if not args.status and backend.ensure_serving() is None:
+        print(f"nothing deployed as {args.service!r} (run `catalog run training` first)", file=sys.stderr)
+        return 1
+    status = backend.status()
+    stable = status["stable"]
+    if stable is None:
+        print(f"{args.service}: nothing deployed")
+        return 1
+    up = status["router_alive"] and stable["alive"]
+    print(f"{args.service}: {status['endpoint'] or '-'}  ({'serving' if up else 'stopped'})")
+    print(f"  v1: POST {status['endpoint']}/v1/models/{args.service}:predict  "
+                  f"v2: POST {status['endpoint']}/v2/models/{args.service}/infer")
+    lineage = Lineage.from_card({**stable["lineage"], "weights_sha256": stable["lineage"].get("weights_sha256")},
+                                stable.get("source_uri", stable["model_uri"]), stable["version"])
+    for line in lineage.summary():
+        print(f"  {line}")
+    if status["candidate"]:
+        print(f"  canary {status['candidate']['version']} at {status['percent']}% (a rollout in progress)")
+    return 0 if up else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="catalog", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -149,6 +180,15 @@ def build_parser() -> argparse.ArgumentParser:
     comp.set_defaults(func=cmd_compile)
     lst = sub.add_parser("list", help="list components with inputs and outputs")
     lst.set_defaults(func=cmd_list)
+    serve = sub.add_parser("serve", help="keep the promoted model serving locally (restart what died), or show "
+                                         "or stop it")
+    serve.add_argument("--service", default="catalog-model", help="the deployed service (deploy_config.service)")
+    serve.add_argument("--home", help="local serving state folder (default: $CATALOG_SERVING_HOME or "
+                                      "~/.cache/kfp-catalog/serving)")
+    what = serve.add_mutually_exclusive_group()
+    what.add_argument("--status", action="store_true", help="print the endpoint URL and the serving model's lineage")
+    what.add_argument("--stop", action="store_true", help="stop the local endpoint and model servers")
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -1,5 +1,6 @@
 """The training pipeline: ingest → validate → feature apply → materialize → training set (+ online check) →
-tune → train (model artifact + metrics).
+tune → train → evaluate and gate against the model serving now → (if blessed) canary rollout with automatic
+promote or rollback.
 
 No ``from __future__ import annotations`` here: KFP reads the real annotations of the pipeline signature.
 Every parameter has a default that runs on one machine with embedded data.
@@ -8,11 +9,14 @@ Every parameter has a default that runs on one machine with embedded data.
 from kfp import dsl
 
 from components._kfp import (
+    deploy,
+    evaluate,
     feature_apply,
     feature_materialize,
     feature_online_check,
     feature_training_set,
     ingest,
+    serving_champion,
     train,
     tune,
     validate_data,
@@ -27,7 +31,8 @@ def make_pipeline(target: Target = Target.LOCAL) -> dsl.graph_component.GraphCom
     """Build the training pipeline for ``target`` (platform config differs; the graph does not)."""
 
     @dsl.pipeline(name=NAME, description="Ingest, validate, build Feast features, tune and train a tabular "
-                                        "PyTorch model.")
+                                        "PyTorch model, gate it against the serving champion and roll it out "
+                                        "as a canary.")
     def training(
         source_uri: str = "demo://events?rows=5000&bad_share=0.02&seed=7",
         data_version: str = "v1",
@@ -43,6 +48,8 @@ def make_pipeline(target: Target = Target.LOCAL) -> dsl.graph_component.GraphCom
         trainer_config: str = defaults.TRAINER_CONFIG,
         launch: str = defaults.LAUNCH,
         tune_config: str = defaults.TUNE,
+        evaluation_config: str = "{}",
+        deploy_config: str = "{}",
     ) -> None:
         raw = configure(
             ingest(source_uri=source_uri, config=ingest_config, data_version=data_version),
@@ -79,10 +86,23 @@ def make_pipeline(target: Target = Target.LOCAL) -> dsl.graph_component.GraphCom
                  task=dsl.PIPELINE_TASK_NAME_PLACEHOLDER),
             target, display_name="tune", cache=False, timeout_s=6 * 3600, cpu="2", memory="4G", secrets=["tuning"],
         )
-        configure(
+        trained = configure(
             train(training_set=training_set, trainer_config=tuned.outputs["best_trainer_config"],
-                  launch=launch, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, task=dsl.PIPELINE_TASK_NAME_PLACEHOLDER),
+                  launch=launch, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, task=dsl.PIPELINE_TASK_NAME_PLACEHOLDER,
+                  data_version=data_version),
             target, display_name="train", cache=False, timeout_s=6 * 3600, cpu="2", memory="4G",
         )
+        champion = configure(serving_champion(config=deploy_config), target, display_name="champion", cache=False)
+        gate = configure(
+            evaluate(model=trained.outputs["model"], training_set=training_set, config=evaluation_config,
+                     champion_uri=champion.output),
+            target, display_name="evaluate", cache=False, memory="4G",
+        )
+        with dsl.If(gate.outputs["Output"] == True, name="blessed"):  # noqa: E712  (kfp compares the output, not Python)
+            configure(
+                deploy(model=trained.outputs["model"], training_set=training_set,
+                       blessing=gate.outputs["blessing"], config=deploy_config),
+                target, display_name="deploy", cache=False, timeout_s=2 * 3600,
+            )
 
     return training

@@ -227,3 +227,15 @@ def write_text(text: str, uri: str) -> None:
     """Write text atomically."""
     with open_atomic(uri) as fh:
         fh.write(text)
+
+
+def shared_uri(path: str, uri: str = "", *, who: str = "cluster jobs") -> str:
+    """Where ``who`` (pods that cannot see this step's files) read an artifact: its URI (``minio://`` read as
+    ``s3://``: MinIO speaks S3), else ``path`` when that is remote; ``ArtifactError`` when only a local file exists."""
+    found = uri or path
+    if found.startswith("minio://"):
+        found = "s3://" + found[len("minio://"):]
+    if is_local(found):
+        raise ArtifactError(f"{who} cannot read the step's local file {found}; run the pipeline with a gs:// or "
+                            "s3:// pipeline root")
+    return found

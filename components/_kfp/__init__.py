@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from kfp.dsl.base_component import BaseComponent
 
+from components._kfp.deploy import deploy, serving_champion
+from components._kfp.evaluate import evaluate
 from components._kfp.features import (
     feature_apply,
     feature_materialize,
@@ -27,4 +29,7 @@ COMPONENTS: dict[str, BaseComponent] = {
     "feature_online_check": feature_online_check,
     "tune": tune,
     "train": train,
+    "evaluate": evaluate,
+    "serving_champion": serving_champion,
+    "deploy": deploy,
 }

@@ -16,13 +16,15 @@ def train(
     launch: str = "{}",
     run_id: str = "",
     task: str = "train",
+    data_version: str = "",
 ) -> float:
     """Train the tabular PyTorch model with DDP as local processes, a PyTorchJob or a Vertex CustomJob; writes a
     safetensors model with its model card, and the run's metrics, checkpoints and logs. Returns the test AUC."""
     from components.training.step import train_step
 
     out = train_step(training_set.path, data_uri=training_set.uri, model_dir=model.path, run_dir=run.path,
-                     trainer_config=trainer_config, launch=launch, run_id=run_id, task=task)
+                     trainer_config=trainer_config, launch=launch, run_id=run_id, task=task,
+                     data_version=data_version)
     for key, value in out.metric_values().items():
         metrics.log_metric(key, value)
     model.metadata.update(out.model_metadata())

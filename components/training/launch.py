@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
-from components._core.artifacts import is_local, read_json
+from components._core.artifacts import ArtifactError, is_local, read_json, shared_uri
 from components._core.backends import Backend, load_backend
 from components._core.config import ConfigError, StrictConfig
 from components._core.images import image
@@ -61,11 +61,12 @@ def output_file(output_uri: str, name: str) -> str:
     return f"{output_uri.rstrip('/')}/{name}"
 
 
-def trainer_args(trainer_config: dict[str, Any], data_uri: str, output_uri: str) -> list[str]:
-    """``-m components.training.trainer --config ... --data-uri ... --output-uri ...`` (config as canonical
-    JSON), the arguments every backend passes to its Python."""
+def trainer_args(trainer_config: dict[str, Any], data_uri: str, output_uri: str, data_version: str = "") -> list[str]:
+    """``-m components.training.trainer --config ... --data-uri ... --output-uri ... [--data-version V]`` (config
+    as canonical JSON), the arguments every backend passes to its Python."""
     config = json.dumps(canonical(trainer_config), separators=(",", ":"))
-    return ["-m", TRAINER_MODULE, "--config", config, "--data-uri", data_uri, "--output-uri", output_uri]
+    args = ["-m", TRAINER_MODULE, "--config", config, "--data-uri", data_uri, "--output-uri", output_uri]
+    return [*args, "--data-version", data_version] if data_version else args
 
 
 def read_final_metrics(output_uri: str) -> dict[str, Any]:
@@ -189,6 +190,7 @@ class LaunchSpec(StrictConfig):
     image: str = Field("", description="container image for cluster backends")
     resources: Resources = Field(default_factory=Resources)
     timeout_s: int = Field(3600, ge=10, le=7 * 86400, description="deadline for the whole job")
+    data_version: str = Field("", max_length=200, description="version of the training data, for the model card")
 
     @field_validator("name")
     @classmethod
@@ -209,7 +211,7 @@ class LaunchSpec(StrictConfig):
 
     def trainer_args(self) -> list[str]:
         """The trainer's arguments for this job."""
-        return trainer_args(self.trainer_config, self.data_uri, self.output_uri)
+        return trainer_args(self.trainer_config, self.data_uri, self.output_uri, self.data_version)
 
 
 # ---------------------------------------------------------------- backends
@@ -253,20 +255,17 @@ def make_backend(cfg: LaunchConfig, *, run_id: str, task: str, log_dir: str | No
 
 def job_data_uri(cfg: LaunchConfig, data_path: str, data_uri: str = "") -> str:
     """Where the job reads the training set: the step's own path for local processes; for cluster jobs, which
-    cannot see the step's files, the artifact's URI (``minio://`` read as ``s3://``: MinIO speaks S3)."""
+    cannot see the step's files, the artifact's URI (``shared_uri``)."""
     if cfg.backend == Backend.LOCAL:
         return data_path
-    uri = data_uri or data_path
-    if uri.startswith("minio://"):
-        uri = "s3://" + uri[len("minio://"):]
-    if is_local(uri):
-        raise ConfigError(f"invalid LaunchConfig.backend: {cfg.backend} jobs cannot read the step's local file "
-                          f"{uri}; run the pipeline with a gs:// or s3:// pipeline root, or use backend 'local'")
-    return uri
+    try:
+        return shared_uri(data_path, data_uri, who=f"{cfg.backend} jobs")
+    except ArtifactError as err:
+        raise ConfigError(f"invalid LaunchConfig.backend: {err}; or use backend 'local'") from None
 
 
 def launch_spec(cfg: LaunchConfig, *, name: str, trainer_config: dict[str, Any], data_path: str,
-                local_output: str, data_uri: str = "") -> LaunchSpec:
+                local_output: str, data_uri: str = "", data_version: str = "") -> LaunchSpec:
     """A ``LaunchSpec`` reading the training set where the job can (``job_data_uri``) and writing to
     ``local_output`` (local) or ``output_root/name`` (cluster)."""
     from components.training.config import TrainerConfig
@@ -276,7 +275,7 @@ def launch_spec(cfg: LaunchConfig, *, name: str, trainer_config: dict[str, Any],
     tc = TrainerConfig.parse(trainer_config).model_dump(mode="json", exclude_none=True)
     return LaunchSpec(name=name, trainer_config=tc, data_uri=job_data_uri(cfg, data_path, data_uri),
                       output_uri=output, world_size=cfg.world_size, image=cfg.image, resources=cfg.resources,
-                      timeout_s=cfg.timeout_s)
+                      timeout_s=cfg.timeout_s, data_version=data_version)
 
 
 def start(spec: LaunchSpec, backend: TrainingBackend, *, clock: Clock | None = None) -> Launch:

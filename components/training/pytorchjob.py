@@ -43,7 +43,8 @@ def _env(spec: LaunchSpec, env: Mapping[str, str], secret_env: Mapping[str, tupl
     overlap = set(env) & set(secret_env)
     if overlap:
         raise ValueError(f"env and secret_env both set {sorted(overlap)}")
-    plain = {"PYTHONUNBUFFERED": "1", **env}  # the trainer picks NCCL on CUDA devices, gloo on CPU
+    # the trainer picks NCCL on CUDA devices, gloo on CPU; CATALOG_IMAGE goes into the model card's lineage
+    plain = {"PYTHONUNBUFFERED": "1", "CATALOG_IMAGE": spec.image, **env}
     out: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(plain.items())]
     out += [
         {"name": k, "valueFrom": {"secretKeyRef": {"key": ref[1], "name": ref[0]}}}

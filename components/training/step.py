@@ -56,7 +56,7 @@ def copy_tree(src: str, dst: str) -> None:
 
 def train_step(data_path: str, *, model_dir: str, run_dir: str, trainer_config: dict[str, Any] | str,
                launch: LaunchConfig | dict[str, Any] | str, run_id: str, task: str, data_uri: str = "",
-               clock: Clock | None = None) -> TrainOutcome:
+               data_version: str = "", clock: Clock | None = None) -> TrainOutcome:
     """Train on the training set at ``data_path`` (the step's own path; cluster jobs read the artifact's
     ``data_uri``); the model (safetensors + model card) lands in ``model_dir``, the run's metrics,
     checkpoints and logs (with the attempt history) in ``run_dir``. The job name is deterministic: a retried step
@@ -65,7 +65,7 @@ def train_step(data_path: str, *, model_dir: str, run_dir: str, trainer_config: 
     trainer = TrainerConfig.parse(trainer_config).model_dump(mode="json")
     name = deterministic_name(run_id, task, prefix="train")
     spec = make_launch_spec(cfg, name=name, trainer_config=trainer, data_path=data_path, data_uri=data_uri,
-                            local_output=run_dir)
+                            local_output=run_dir, data_version=data_version)
     backend = make_backend(cfg, run_id=run_id, task=task, log_dir=f"{run_dir}/launcher", clock=clock)
     launched = run(spec, backend, logs_uri=f"{run_dir}/logs.txt", clock=clock)
     if spec.output_uri != run_dir:  # cluster job: bring its outputs into the artifacts

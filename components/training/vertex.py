@@ -85,7 +85,8 @@ def build_worker_pool_specs(spec: LaunchSpec, cfg: VertexConfig) -> list[dict[st
     machine: dict[str, Any] = {"machine_type": cfg.machine_type}
     if spec.resources.gpus > 0:
         machine.update(accelerator_type=cfg.accelerator_type, accelerator_count=spec.resources.gpus)
-    env = [{"name": "PYTHONUNBUFFERED", "value": "1"}]  # the trainer reads Vertex's CLUSTER_SPEC itself
+    # the trainer reads Vertex's CLUSTER_SPEC itself; CATALOG_IMAGE goes into the model card's lineage
+    env = [{"name": "CATALOG_IMAGE", "value": spec.image}, {"name": "PYTHONUNBUFFERED", "value": "1"}]
     pool = {
         "container_spec": {"command": trainer_command(spec), "env": env, "image_uri": spec.image},
         "disk_spec": {"boot_disk_size_gb": cfg.boot_disk_size_gb, "boot_disk_type": "pd-ssd"},

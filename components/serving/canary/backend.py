@@ -59,3 +59,7 @@ class ServingBackend(ABC):
     def statuses(self) -> list[dict[str, Any]]:
         """Platform statuses seen during the rollout, for the record (default: none)."""
         return []
+
+    def endpoint(self) -> str:
+        """Where clients send requests (the service's URL); '' when the platform gives none yet."""
+        return ""

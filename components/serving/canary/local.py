@@ -141,7 +141,7 @@ class LocalServing(ServingBackend):
     def endpoint(self) -> str:
         """The local endpoint's URL (the router), or '' when none runs."""
         router = self.state().get("router") or {}
-        return f"http://127.0.0.1:{router['port']}" if router.get("port") else ""
+        return f"http://127.0.0.1:{router['port']}" if router.get("port") and _alive(router.get("pid")) else ""
 
     def stable(self) -> Served | None:
         entry = self.state().get("stable")
@@ -278,7 +278,8 @@ class LocalServing(ServingBackend):
             entry = state.get(key) or {}
             if entry.get("pid"):
                 stop_pid(int(entry["pid"]))
-        state.pop("router", None)
+        if state.get("router"):
+            state["router"]["pid"] = None  # the port is kept: the endpoint comes back at the same URL
         for key in ("stable", "candidate"):
             if state.get(key):
                 state[key]["pid"] = None
