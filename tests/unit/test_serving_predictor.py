@@ -24,11 +24,11 @@ from prometheus_client import REGISTRY
 
 from components.data.events import EventsConfig, generate_events
 from components.serving.lineage import model_version
-from components.serving.predictor import VERSION_HEADER, TabularPredictor
+from components.serving.predictor import VERSION_HEADER, DenseForward, TabularPredictor, checked_forward
 from components.serving.server import VersionedDataPlane, add_lineage_routes
 from components.training.config import TrainerConfig
 from components.training.distributed import DistEnv
-from components.training.model import CARD_FILE, load_model, predict_proba, save_model
+from components.training.model import CARD_FILE, MLP, load_model, predict_proba, save_model
 from components.training.trainer import train
 
 NAME = "events"
@@ -376,3 +376,22 @@ def test_metrics_have_kserves_histograms_and_count_predictions_by_class(
     assert f'request_preprocess_seconds_bucket{{le="0.005",model_name="{NAME}"}}' in text
     assert (f'catalog_predictions_total{{model_name="{NAME}",model_version="{predictor.version}",'
             f'predicted_class="1"}}') in text
+
+
+def test_numpy_forward_is_the_torch_modules_own_and_refuses_anything_else() -> None:
+    net = MLP(6, [5, 4], 0.3).eval()
+    x = np.random.default_rng(1).normal(size=(50, 6)).astype(np.float32)
+    with torch.no_grad():
+        expected = net(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(DenseForward(net)(x), expected, rtol=1e-5, atol=1e-6)
+    odd = MLP(6, [5], 0.1)
+    odd.net.insert(1, torch.nn.LayerNorm(5))
+    with pytest.raises(ValueError, match="unexpected MLP layers"):
+        DenseForward(odd)
+
+    class Shifted(MLP):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return super().forward(x) + 1.0
+
+    with pytest.raises(ValueError, match="numpy forward differs from the torch module"):
+        checked_forward(Shifted(6, [5], 0.1).eval(), 6)
