@@ -40,7 +40,9 @@ GOAL_P99_MS = 10.0
 
 
 class ConstantModel(kserve.Model):
-    """The baseline: no validation, no model, a constant answer in each protocol's shape."""
+    """The baseline: no validation, no model, a constant answer shaped like ours (v1: probability and class per
+    row; v2: the ``probability`` and ``class`` outputs), so the comparison measures our work, not the size of
+    the answer."""
 
     def __init__(self, name: str) -> None:
         super().__init__(name)
@@ -52,8 +54,9 @@ class ConstantModel(kserve.Model):
     def predict(self, payload: dict[str, Any] | InferRequest, headers: dict[str, str] | None = None
                 ) -> dict[str, Any] | InferResponse:
         if isinstance(payload, InferRequest):
-            return InferResponse(response_id=payload.id or "0", model_name=self.name,
-                                 infer_outputs=[InferOutput("probability", [1], "FP64", [0.5])])
+            return InferResponse(response_id=payload.id or "0", model_name=self.name, model_version="0",
+                                 infer_outputs=[InferOutput("probability", [1], "FP64", [0.5]),
+                                                InferOutput("class", [1], "INT64", [1])])
         return {"predictions": [{"probability": 0.5, "class": 1}]}
 
 
