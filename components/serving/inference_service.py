@@ -47,7 +47,9 @@ MODEL_VERSION_ANNOTATION = "kfp-component-catalog.io/model-version"
 PREVIOUS_MODEL_ANNOTATION = "kfp-component-catalog.io/previous-model"
 MODEL_CONTAINER = "kserve-container"
 POD_SELECTOR_LABEL = "serving.kserve.io/inferenceservice"  # KServe labels every predictor pod with its service
-_URI = re.compile(r"^[a-z][a-z0-9+.-]*://\S+$")
+# What KServe 0.21 can fetch: its default ClusterStorageContainer's formats (config/storagecontainers), plus pvc://
+# and oci:// which it mounts itself; anything else fails in the controller ("StorageURI not supported").
+STORAGE_SCHEMES = ("gs://", "s3://", "pvc://", "oci://", "hdfs://", "webhdfs://", "hf://", "http://", "https://")
 
 
 def predictor_service(service: str, predictor_name: str = "") -> str:
@@ -72,9 +74,9 @@ def _ref(served: Served) -> str:
 
 
 def _model(target: KServeTarget, served: Served) -> dict[str, Any]:
-    if not _URI.match(served.model_uri):
-        raise ValueError(f"model URI {served.model_uri!r} is not a storage URI KServe can fetch (gs://, s3://, "
-                         "pvc://, https://, ...): a cluster cannot read a path on this machine")
+    if not served.model_uri.startswith(STORAGE_SCHEMES) or not served.model_uri.split("://", 1)[1].strip("/"):
+        raise ValueError(f"model URI {served.model_uri!r} is not a storage URI KServe can fetch "
+                         f"({', '.join(STORAGE_SCHEMES)}): a cluster cannot read a path on this machine")
     amounts = {"cpu": target.cpu, "memory": target.memory}
     return {"modelFormat": {"name": target.model_format}, "resources": {"limits": dict(amounts),
             "requests": dict(amounts)}, "runtime": target.runtime, "storageUri": served.model_uri}

@@ -18,7 +18,7 @@ import pytest
 
 from components._core import k8s
 from components._core.signals import Terminated
-from components.serving.canary.kserve import KServeServing
+from components.serving.canary.kserve import KServeServing, read_lineage
 from components.serving.canary.rollout import RolloutConflict, RolloutRecord, run_rollout
 from components.serving.inference_service import MODEL_VERSION_ANNOTATION, canary_name
 from components.serving.target import DeployConfig, Served
@@ -28,9 +28,9 @@ from tests.fakes.kserve import PLURAL, FakeKServe, failing, tabular
 from tests.schemas import INFERENCESERVICE, validate_crd
 
 NS, SERVICE = "ml", "churn"
-A = Served("memory://kserve-canary/a", "aaaaaaaaaaaa")
-B = Served("memory://kserve-canary/b", "bbbbbbbbbbbb")
-C = Served("memory://kserve-canary/c", "cccccccccccc")
+A = Served("gs://bucket/models/a", "aaaaaaaaaaaa")
+B = Served("gs://bucket/models/b", "bbbbbbbbbbbb")
+C = Served("gs://bucket/models/c", "cccccccccccc")
 ROWS = [{"x": float(i)} for i in range(40)]
 LABELS = [i % 2 for i in range(40)]
 MODES = ["serverless", "raw"]
@@ -78,7 +78,7 @@ class Cluster:
 
     def backend(self, **kw: Any) -> KServeServing:
         return KServeServing.from_config(self.config(**kw), transport=self.kserve.post, clock=self.clock.clock(),
-                                         run_id="run-1", task="deploy")
+                                         run_id="run-1", task="deploy", lineage_reader=no_lineage)
 
     def rollout(self, candidate: Served, *steps: str, **kw: Any) -> RolloutRecord:
         self.kserve.plan.clear()
@@ -101,6 +101,11 @@ def cluster(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     yield cluster
     for obj in cluster.api.stored(PLURAL):
         validate_crd(obj, INFERENCESERVICE)
+
+
+def no_lineage(uri: str, version: str) -> dict[str, Any]:
+    """Model cards live in the bucket the cluster reads; tests never reach it."""
+    return {}
 
 
 def version_of(predictor: dict[str, Any]) -> str:
@@ -339,16 +344,26 @@ def test_sigterm_during_the_smoke_test_rolls_back(cluster: Cluster) -> None:
 
 
 def test_the_stable_models_lineage_comes_from_its_model_card(cluster: Cluster) -> None:
+    cards = {A.model_uri: {"data_version": "2026-11-23", "metrics": {"test_auc": 0.97}}}
+    cluster.serve(A)
+    backend = KServeServing.from_config(cluster.config(), transport=cluster.kserve.post,
+                                        lineage_reader=lambda uri, version: {**cards.get(uri, {}), "version": version})
+    stable = backend.stable()
+    assert stable is not None and stable.lineage == {"data_version": "2026-11-23", "metrics": {"test_auc": 0.97},
+                                                     "version": A.version}
+
+
+def test_lineage_is_read_from_the_card_and_is_empty_where_the_card_cannot_be_read() -> None:
     import fsspec
 
     fs = fsspec.filesystem("memory")
-    card = {"weights_sha256": A.version + "0" * 52, "data_version": "2026-11-23", "metrics": {"test_auc": 0.97}}
+    card = {"weights_sha256": "a" * 64, "data_version": "2026-11-23", "metrics": {"test_auc": 0.97}}
     with fs.open("/kserve-canary/a/model_card.json", "w") as fh:
         json.dump(card, fh)
     try:
-        cluster.serve(A)
-        stable = KServeServing.from_config(cluster.config(), transport=cluster.kserve.post).stable()
+        found = read_lineage("memory://kserve-canary/a", "aaaaaaaaaaaa")
     finally:
         fs.rm("/kserve-canary/a", recursive=True)
-    assert stable is not None and stable.lineage["data_version"] == "2026-11-23"
-    assert stable.lineage["metrics"] == {"test_auc": 0.97} and stable.lineage["version"] == A.version
+    assert found["data_version"] == "2026-11-23" and found["version"] == "aaaaaaaaaaaa"
+    assert found["metrics"] == {"test_auc": 0.97}
+    assert read_lineage("memory://kserve-canary/missing", "x") == {}

@@ -125,9 +125,16 @@ def test_states_that_do_not_exist_are_refused(stable: Served | None, candidate: 
         build_inference_service(target(), "churn", stable=stable, candidate=candidate, percent=percent)
 
 
-def test_a_local_path_is_refused_as_a_storage_uri() -> None:
+@pytest.mark.parametrize("uri", ["/tmp/model", "file:///tmp/model", "memory://m", "gs://"])
+def test_a_uri_kserve_cannot_fetch_is_refused(uri: str) -> None:
     with pytest.raises(ValueError, match="not a storage URI"):
-        build_inference_service(target(), "churn", stable=None, candidate=Served("/tmp/model", "x"), percent=None)
+        build_inference_service(target(), "churn", stable=None, candidate=Served(uri, "x"), percent=None)
+
+
+@pytest.mark.parametrize("uri", ["gs://b/m", "s3://b/m", "pvc://claim/m", "https://host/m.tar.gz"])
+def test_uris_kserve_fetches_are_accepted(uri: str) -> None:
+    obj = build_inference_service(target(), "churn", stable=None, candidate=Served(uri, "x"), percent=None)
+    assert obj["spec"]["predictor"]["model"]["storageUri"] == uri
 
 
 def test_the_schema_check_catches_a_misspelt_field() -> None:
