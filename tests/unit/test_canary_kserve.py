@@ -367,3 +367,11 @@ def test_lineage_is_read_from_the_card_and_is_empty_where_the_card_cannot_be_rea
     assert found["data_version"] == "2026-11-23" and found["version"] == "aaaaaaaaaaaa"
     assert found["metrics"] == {"test_auc": 0.97}
     assert read_lineage("memory://kserve-canary/missing", "x") == {}
+
+
+def test_the_backend_table_builds_it_with_clients_made_on_first_use(cluster: Cluster) -> None:
+    from components.serving.target import make_serving
+
+    backend = make_serving(cluster.config(), transport=cluster.kserve.post, lineage_reader=no_lineage)
+    assert isinstance(backend, KServeServing) and backend.stable() is None  # default_clients: the fake cluster
+    assert backend.launcher.api is cluster.api and backend.launcher.core_api is cluster.core

@@ -213,3 +213,10 @@ def test_another_models_canary_is_refused_and_a_retry_takes_its_own_over(project
     assert record.promoted, record.reasons
     assert "deploy" not in project.endpoint.calls[calls:]  # taken over, not deployed twice
     assert len(project.endpoint.registry) == 2  # C uploaded once
+
+
+def test_the_backend_table_builds_it(project: Project) -> None:
+    from components.serving.target import make_serving
+
+    backend = make_serving(project.config(), endpoint=project.endpoint, lineage_reader=lineage)
+    assert isinstance(backend, VertexServing) and backend.stable() is None
