@@ -363,7 +363,8 @@ class TabularPredictor(kserve.Model):
         assert self.schema is not None and self._forward is not None
         n = batch.n
         logits = self._forward(self.schema.encode(batch)).astype(np.float64)
-        proba = np.exp(-np.logaddexp(0.0, -logits))  # sigmoid, without overflow
+        with np.errstate(invalid="ignore"):  # NaN logits are reported just below
+            proba = np.exp(-np.logaddexp(0.0, -logits))  # sigmoid, without overflow
         if not np.isfinite(proba).all():
             raise RuntimeError(f"model {self.name} {self.version} produced non-finite probabilities")
         classes = (proba >= self.threshold).astype(np.int64)
