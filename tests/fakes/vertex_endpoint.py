@@ -40,6 +40,8 @@ class _Deploy:
 class FakeVertexEndpoint:
     """One endpoint (``projects/p/locations/us-central1/endpoints/1``) and its project's Model Registry."""
 
+    resource_name = "projects/p/locations/us-central1/endpoints/1"
+
     def __init__(self, deploy_reads: int = 1) -> None:
         self.deploy_reads = deploy_reads
         self.registry: dict[str, ModelInfo] = {}

@@ -157,6 +157,7 @@ def test_a_good_candidate_is_deployed_at_n_percent_checked_and_promoted(cluster:
     if cluster.mode == "raw":  # the stable predictor took the candidate; its canary entry holds 100 %
         assert obj["spec"]["canary"][0]["trafficPercent"] == 100
     assert cluster.backend().stable() == Served(B.model_uri, B.version) and cluster.backend().canary() is None
+    assert cluster.backend().endpoint() == f"http://churn.{NS}.example.com"
     # the smoke test and the comparison reached each model at its own address
     hosts = {host: uri for host, uri in cluster.kserve.requests[-60:]}
     candidate_host = ("latest-churn-predictor" if cluster.mode == "serverless"

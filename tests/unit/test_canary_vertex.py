@@ -220,3 +220,5 @@ def test_the_backend_table_builds_it(project: Project) -> None:
 
     backend = make_serving(project.config(), endpoint=project.endpoint, lineage_reader=lineage)
     assert isinstance(backend, VertexServing) and backend.stable() is None
+    assert backend.endpoint() == ("https://us-central1-aiplatform.googleapis.com/v1/"
+                                  "projects/p/locations/us-central1/endpoints/1:predict")

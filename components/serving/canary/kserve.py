@@ -421,6 +421,12 @@ class KServeServing(ServingBackend):
     def statuses(self) -> list[dict[str, Any]]:
         return copy.deepcopy(self._seen)
 
+    def endpoint(self) -> str:
+        """The InferenceService's URL (``status.url``; the in-cluster address when KServe reports no other)."""
+        obj = self.launcher.get(self.service)
+        status = (obj or {}).get("status") or {}
+        return str(status.get("url") or (status.get("address") or {}).get("url") or "")
+
     # ----- deploying
     def _manifest(self, stable: Served | None, candidate: Served | None, percent: int | None) -> dict[str, Any]:
         return isvc.build_inference_service(self.target, self.service, stable=stable, candidate=candidate,

@@ -79,6 +79,8 @@ class Answer:
 class EndpointClient(Protocol):
     """What the backend needs from one Vertex endpoint and the Model Registry."""
 
+    @property
+    def resource_name(self) -> str: ...
     def list_models(self) -> list[DeployedModel]: ...
     def traffic_split(self) -> dict[str, int]: ...
     def labels(self) -> dict[str, str]: ...
@@ -204,6 +206,10 @@ class VertexServing(ServingBackend):
 
     def statuses(self) -> list[dict[str, Any]]:
         return [dict(e) for e in self._seen]
+
+    def endpoint(self) -> str:
+        """The endpoint's predict URL."""
+        return f"https://{self.target.location}-aiplatform.googleapis.com/v1/{self.client.resource_name}:predict"
 
     def _state(self) -> tuple[DeployedModel | None, DeployedModel | None, dict[str, int]]:
         """(stable, canary, split): the stable model is the one the endpoint label names (else a model the
