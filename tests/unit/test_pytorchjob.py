@@ -118,7 +118,10 @@ def test_container_runs_the_trainer_with_the_operator_conventions() -> None:
     assert json.loads(cmd[cmd.index("--config") + 1]) == launch().trainer_config
     assert cmd[cmd.index("--data-uri") + 1] == "gs://bucket/data/train.parquet"
     assert cmd[cmd.index("--output-uri") + 1] == "gs://bucket/out/run-1"
-    assert c["env"] == [{"name": "PYTHONUNBUFFERED", "value": "1"}]
+    assert c["env"] == [
+        {"name": "CATALOG_IMAGE", "value": IMAGE},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+    ]
     assert "nvidia.com/gpu" not in c["resources"]["limits"]
     meta = job["metadata"]
     assert meta["name"] == "train-0123456789" and meta["namespace"] == "team-a"
