@@ -101,7 +101,8 @@ def make_pipeline(target: Target = Target.LOCAL) -> dsl.graph_component.GraphCom
         with dsl.If(gate.outputs["Output"] == True, name="blessed"):  # noqa: E712  (kfp compares the output, not Python)
             configure(
                 deploy(model=trained.outputs["model"], training_set=training_set,
-                       blessing=gate.outputs["blessing"], config=deploy_config),
+                       blessing=gate.outputs["blessing"], config=deploy_config,
+                       run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, task=dsl.PIPELINE_TASK_NAME_PLACEHOLDER),
                 target, display_name="deploy", cache=False, timeout_s=2 * 3600,
             )
 

@@ -178,8 +178,9 @@ class Watch:
         log.error("%s did not finish within %.0fs: cancelling it", self.job.name, self.policy.deadline_s)
         self.job.cancel()
         last = self.last.phase.value if self.last else "unknown"
+        said = f": {self.last.message}" if self.last and self.last.message else ""
         raise DeadlineExceeded(f"{self.job.name} did not finish within {self.policy.deadline_s:.0f}s "
-                               f"(last phase {last}) and was cancelled")
+                               f"(last phase {last}{said}) and was cancelled")
 
     def _release(self, status: JobStatus) -> None:
         try:

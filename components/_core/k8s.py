@@ -294,7 +294,9 @@ class CustomResourceJob(RunningJob):
             why = ": ".join(str(cond.get(k, "")) for k in ("reason", "message") if cond.get(k))
             return JobStatus(phase, why, details)
         running = any(c.get("type") == "Running" and c.get("status") == "True" for c in details["conditions"])
-        return JobStatus(JobPhase.RUNNING if running else JobPhase.PENDING, "", details)
+        said = [c for c in details["conditions"] if c.get("message")]
+        latest = ": ".join(str(said[-1].get(k)) for k in ("reason", "message") if said[-1].get(k)) if said else ""
+        return JobStatus(JobPhase.RUNNING if running else JobPhase.PENDING, latest, details)
 
     def cancel(self) -> None:
         self.launcher.delete(self.name)

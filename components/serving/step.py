@@ -66,11 +66,13 @@ class NotBlessed(RuntimeError):
 
 
 def deploy_step(model_path: str, training_set_path: str, *, blessing_path: str, record_uri: str,
-                config: DeployConfig | dict[str, Any] | str, model_uri: str = "", **clients: Any) -> DeployOutcome:
+                config: DeployConfig | dict[str, Any] | str, model_uri: str = "", run_id: str = "", task: str = "",
+                **clients: Any) -> DeployOutcome:
     """Roll the model at ``model_path`` (the step's own path; cluster backends deploy the artifact's
     ``model_uri``) out as ``config`` says, if the gate's blessing at ``blessing_path`` blesses it; write the
     rollout record to ``record_uri``. A rolled-back rollout is an outcome, not an error; an unblessed model, a
-    conflicting canary, a bad config or SIGTERM raise (after rolling back)."""
+    conflicting canary, a bad config or SIGTERM raise (after rolling back). ``run_id`` and ``task`` label what the
+    rollout deploys (the InferenceService, the Vertex deployed model, the local state), so a retry is traceable."""
     cfg = DeployConfig.parse(config)
     blessing = read_json(blessing_path)
     if blessing.get("blessed") is not True:
@@ -82,7 +84,7 @@ def deploy_step(model_path: str, training_set_path: str, *, blessing_path: str, 
                                                                           who=f"{cfg.backend} model servers")
     candidate = Served(location, lineage.version, lineage.to_dict())
     rows, labels = serving_sample(read_table(training_set_path), card)
-    backend = make_serving(cfg, **clients)
+    backend = make_serving(cfg, run_id=run_id, task=task, **clients)
     record = run_rollout(backend, candidate, cfg, rows, labels)
     write_json(record.to_dict(), record_uri)
     return DeployOutcome(record, backend.endpoint(), len(rows), backend.stable())

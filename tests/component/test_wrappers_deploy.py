@@ -51,13 +51,15 @@ def test_a_blessed_model_is_rolled_out_and_becomes_the_champion(tmp_path: Path, 
     record = outputs(tmp_path, record=dsl.Artifact)["record"]
     promoted, serving_uri, endpoint = deploy.python_func(model=model, training_set=data,
                                                          blessing=blessing(tmp_path, True), record=record,
-                                                         config=config)
+                                                         config=config, run_id="run-7", task="deploy")
     assert promoted is True and endpoint.startswith("http://127.0.0.1:")
     assert record.metadata["decision"] == "promoted" and record.metadata["sample_rows"] > 0
     doc = json.loads(Path(record.path).read_text())
     assert [s["state"] for s in doc["states"]] == ["deploy", "ready", "smoke", "traffic", "promote"]
     assert serving_champion.python_func(config=config) == serving_uri
     assert Path(serving_uri, "model_card.json").exists()  # the served copy, kept beside the service's state
+    stable = LocalServing(DeployConfig.parse(config)).state()["stable"]
+    assert stable["deployed_by"] == {"run_id": "run-7", "task": "deploy"}
 
 
 def test_an_unblessed_model_is_never_deployed(tmp_path: Path, trained: tuple, config: str) -> None:

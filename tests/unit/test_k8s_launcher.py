@@ -180,8 +180,8 @@ def test_create_retries_a_transient_error(cluster) -> None:
 def test_deadline_deletes_and_success_or_failure_keep_unless_configured(cluster) -> None:
     api, _, clock, launcher = cluster
     launcher.apply(manifest())
-    api.set_condition(PLURAL, "w-1", "Created")
-    with pytest.raises(DeadlineExceeded, match="last phase Pending"):
+    api.set_condition(PLURAL, "w-1", "Created", message="waiting for 4 workers to be scheduled")
+    with pytest.raises(DeadlineExceeded, match="last phase Pending: Created: waiting for 4 workers to be scheduled"):
         wait(job(launcher, timeout_s=5), clock=clock.clock())
     assert api.deletions == [("w-1", "Foreground")] and api.stored(PLURAL) == []
     for name, cleanup, end in (("w-2", None, "Succeeded"), ("w-3", Cleanup(on_success=True), "Succeeded"),

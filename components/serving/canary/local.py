@@ -114,8 +114,9 @@ def _ok(answer: httpx.Response) -> httpx.Response:
 class LocalServing(ServingBackend):
     """Local model servers behind the local endpoint (see the module docstring)."""
 
-    def __init__(self, cfg: DeployConfig, http: httpx.Client | None = None) -> None:
+    def __init__(self, cfg: DeployConfig, http: httpx.Client | None = None, run_id: str = "", task: str = "") -> None:
         self.cfg = cfg
+        self.run_id, self.task = run_id, task
         self.dir = cfg.local.root() / cfg.service
         self.http = http or httpx.Client(timeout=30.0)
         self._seen: list[dict[str, Any]] = []
@@ -157,7 +158,7 @@ class LocalServing(ServingBackend):
         server = start_model_server(copy, name=self.cfg.service, version=served.version,
                                     log_path=self.dir / "logs" / f"{served.version}.log", die_with_parent=False)
         return {**served.to_dict(), "model_uri": copy, "source_uri": served.model_uri, "pid": server.pid,
-                "port": server.port}
+                "port": server.port, "deployed_by": {"run_id": self.run_id, "task": self.task}}
 
     def _ensure_router(self, state: dict[str, Any]) -> None:
         router = state.get("router") or {}
