@@ -15,6 +15,7 @@ BENCHMARKS: dict[str, str] = {
     "train": "bench.train:main",
     "tune": "bench.tune:main",
     "serve": "bench.serve:main",
+    "pipeline": "bench.pipeline:main",
 }
 
 

@@ -1,0 +1,132 @@
+"""The whole local training pipeline on defaults: wall time, and where it goes.
+
+Runs ``training`` exactly as ``catalog run training`` does (kfp.local, SubprocessRunner, every task in its own
+Python process), with its own serving home, and splits the wall time into
+
+- **kfp.local**: the pipeline's wall time less the tasks' (building the pipeline, kfp.local's bookkeeping and
+  artifact handling between tasks);
+- **process start**: a bare ``python -c pass`` per task (measured in this run);
+- **imports**: every top-level import of each task's processes, from ``PYTHONPROFILEIMPORTTIME``, which the
+  tasks inherit (kfp's executor, our modules and their libraries; worker processes whose output reaches the
+  task's log are counted too);
+- **work**: the rest of each task (reading and writing data, training, serving, the rollout).
+
+"Outside the work" is the first three. ``-X importtime`` adds a little to each import, so the import share
+is an upper bound. Model servers the deploy step starts log to their own files: their start-up counts as the
+deploy step's work (waiting for an honest readiness is the rollout's job).
+
+``python -m bench pipeline [--runs N]``: the second run has a champion to compare with (gate and canary).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+GOAL_SECONDS = 120.0
+GOAL_OUTSIDE_SHARE = 0.20
+
+# "import time:       123 |      45678 | package" (self, cumulative, name indented by nesting)
+_IMPORT_LINE = re.compile(r"import time:\s+(\d+)\s+\|\s+(\d+)\s+\|( *)(\S+)")
+
+
+@dataclass
+class TaskCost:
+    """One task's wall time split into start, imports and work."""
+
+    name: str
+    seconds: float
+    imports: float
+    start: float
+
+    @property
+    def work(self) -> float:
+        return max(0.0, self.seconds - self.imports - self.start)
+
+
+def import_seconds(log: str) -> float:
+    """Sum of the cumulative times of top-level imports in ``log`` (one level per process)."""
+    total_us = 0
+    for m in _IMPORT_LINE.finditer(log):
+        if len(m.group(3)) == 1:  # top level: one space after the bar
+            total_us += int(m.group(2))
+    return total_us / 1e6
+
+
+def interpreter_start(repeats: int = 5) -> float:
+    """Median seconds of ``python -c pass`` with this environment (no -X importtime)."""
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def run_once(root: Path, start: float) -> tuple[float, list[TaskCost], str]:
+    """One run of the training pipeline on defaults; its wall time, task costs and status."""
+    from catalog.local_run import run_pipeline
+
+    summary = run_pipeline("training", {}, root=root)
+    costs = [TaskCost(t.name, t.seconds, import_seconds(Path(t.log).read_text() if t.log else ""), start)
+             for t in summary.tasks]
+    if summary.status != "SUCCEEDED":
+        print(summary.error, file=sys.stderr)
+    return summary.seconds, costs, summary.status
+
+
+def report(label: str, wall: float, costs: list[TaskCost]) -> float:
+    """Print the run's breakdown; return the share outside the steps' work."""
+    tasks = sum(c.seconds for c in costs)
+    kfp_local = wall - tasks
+    imports, starts = sum(c.imports for c in costs), sum(c.start for c in costs)
+    print(f"\n{label}: {wall:.1f} s wall, {len(costs)} tasks")
+    print(f"{'task':<22}{'wall s':>8}{'imports':>9}{'start':>7}{'work':>8}")
+    for c in costs:
+        print(f"{c.name:<22}{c.seconds:>8.1f}{c.imports:>9.1f}{c.start:>7.2f}{c.work:>8.1f}")
+    outside = kfp_local + imports + starts
+    print(f"kfp.local {kfp_local:.1f} s, imports {imports:.1f} s, process start {starts:.1f} s, "
+          f"work {wall - outside:.1f} s")
+    share = outside / wall if wall else 0.0
+    print(f"ratio outside/wall: {share:.2f} (goal <= {GOAL_OUTSIDE_SHARE:.2f}); "
+          f"ratio wall/goal: {wall / GOAL_SECONDS:.2f} (goal {GOAL_SECONDS:.0f} s)")
+    return share
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench pipeline", description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=1, help="runs in a row (the second has a champion)")
+    args = parser.parse_args(list(argv))
+    from components.serving.canary.local import LocalServing
+    from components.serving.target import DeployConfig
+
+    start = interpreter_start()
+    print(f"python -c pass: {start * 1000:.0f} ms; cores: {os.cpu_count()}")
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
+        saved = {k: os.environ.get(k) for k in ("CATALOG_SERVING_HOME", "PYTHONPROFILEIMPORTTIME")}
+        os.environ["CATALOG_SERVING_HOME"] = str(Path(tmp) / "serving")
+        os.environ["PYTHONPROFILEIMPORTTIME"] = "1"  # read by each task's interpreter, not by this one's imports
+        try:
+            status = "SUCCEEDED"
+            for i in range(args.runs):
+                wall, costs, status = run_once(Path(tmp) / "runs", start)
+                report(f"run {i + 1} ({status})", wall, costs)
+                if status != "SUCCEEDED":
+                    break
+        finally:
+            LocalServing(DeployConfig.parse({})).stop()
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    return 0 if status == "SUCCEEDED" else 1
