@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import kserve
@@ -110,6 +111,9 @@ class FeatureSchema:
         self._numeric_names = [f.name for f in self.numeric]
         self._means = np.array([f.mean for f in self.numeric], dtype=np.float64)
         self._stds = np.array([f.std for f in self.numeric], dtype=np.float64)
+        numbers = frozenset(_INT_DATATYPES | _FLOAT_DATATYPES)
+        self._accepts = {f.name: frozenset({"BYTES"}) if f.vocabulary is not None
+                         else numbers | {"BOOL"} if f.is_bool else numbers for f in self.by_name.values()}
 
     def input_types(self) -> list[dict[str, Any]]:
         """v2 metadata of the inputs: one tensor per feature, variable batch."""
@@ -167,41 +171,44 @@ class FeatureSchema:
 
     def v2_batch(self, request: InferRequest) -> Batch:
         """Validate a v2 request and return its rows; ``InvalidInput`` names any problem."""
-        seen = [inp.name for inp in request.inputs]
+        tensors = [(inp.name, inp.datatype, inp.shape, inp.data, inp) for inp in request.inputs]  # read once each
+        seen = [t[0] for t in tensors]
         if len(set(seen)) != len(seen):
             raise InvalidInput(f"input(s) {sorted({s for s in seen if seen.count(s) > 1})} given more than once")
         if set(seen) != self.names:
             self._name_problem(set(seen), "request inputs")
         rows: dict[int, list[str]] = {}
-        for inp in request.inputs:
-            shape = inp.shape
+        for name, _, shape, _, _ in tensors:
             if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)) or shape[0] < 1:
-                raise InvalidInput(f"input {inp.name!r} has shape {list(shape)}; expected [n] or [n, 1] with n >= 1")
-            rows.setdefault(int(shape[0]), []).append(inp.name)
+                raise InvalidInput(f"input {name!r} has shape {list(shape)}; expected [n] or [n, 1] with n >= 1")
+            rows.setdefault(int(shape[0]), []).append(name)
         if len(rows) > 1:
             groups = "; ".join(f"{k} in {v[:5]}{' …' if len(v) > 5 else ''}" for k, v in sorted(rows.items()))
             raise InvalidInput(f"inputs differ in row count: {groups}")
         (n,) = rows
         columns: list[list[Any]] = [[]] * len(self.numeric)
         categorical: dict[str, list[str]] = {}
-        for inp in request.inputs:
-            f = self.by_name[inp.name]
-            self._check_datatype(f, inp.datatype)
-            data = _flat(inp.data) if isinstance(inp.data, list) else list(_as_numpy(inp).reshape(-1).tolist())
+        for name, datatype, shape, raw, inp in tensors:
+            f = self.by_name[name]
+            if datatype not in self._accepts[name]:
+                raise InvalidInput(f"input {name!r} has datatype {datatype}; expected {f.datatype}")
+            data = _flat(raw) if isinstance(raw, list) else list(_as_numpy(inp).reshape(-1).tolist())
             if len(data) != n:
-                raise InvalidInput(f"input {f.name!r} has {len(data)} values for shape {list(inp.shape)}")
+                raise InvalidInput(f"input {name!r} has {len(data)} values for shape {list(shape)}")
             if f.vocabulary is not None:
-                for i, v in enumerate(data):
-                    self._check_category(v, f, f"row {i}")
-                categorical[f.name] = data
+                if not all(type(v) is str for v in data):  # the usual case in one pass; else name the bad row
+                    for i, v in enumerate(data):
+                        self._check_category(v, f, f"row {i}")
+                categorical[name] = data
                 continue
-            if inp.datatype in _INT_DATATYPES and not all(type(v) is int for v in data):
+            if datatype in _INT_DATATYPES and not all(type(v) is int for v in data):
                 bad = next(v for v in data if type(v) is not int)
-                raise InvalidInput(f"input {f.name!r} ({inp.datatype}) holds a non-integer value {bad!r}")
-            if not all(type(v) in _NUMBER for v in data):
-                for i, v in enumerate(data):
-                    self._check_number(v, f, f"row {i}")
+                raise InvalidInput(f"input {name!r} ({datatype}) holds a non-integer value {bad!r}")
             columns[f.column] = data
+        if not all(type(v) in _NUMBER for v in chain.from_iterable(columns)):  # one pass; else name the bad value
+            for f in self.numeric:
+                for i, v in enumerate(columns[f.column]):
+                    self._check_number(v, f, f"row {i}")
         with _too_large():
             numeric = np.array(columns, dtype=np.float64).reshape(len(self.numeric), n).T
         return Batch(n, self._finite(numeric, "row"), categorical)
@@ -212,14 +219,6 @@ class FeatureSchema:
         parts += [f"unknown feature(s) {unknown}"] if unknown else []
         raise InvalidInput(f"{where}: {'; '.join(parts)} (the model takes {len(self.names)} features: "
                            f"see the inputs of GET /v2/models/{{name}})")
-
-    def _check_datatype(self, f: Feature, datatype: str) -> None:
-        if f.kind == CATEGORICAL_KIND:
-            ok = datatype == "BYTES"
-        else:
-            ok = datatype in _INT_DATATYPES or datatype in _FLOAT_DATATYPES or (datatype == "BOOL" and f.is_bool)
-        if not ok:
-            raise InvalidInput(f"input {f.name!r} has datatype {datatype}; expected {f.datatype}")
 
     @staticmethod
     def _check_number(v: Any, f: Feature, where: str) -> None:
