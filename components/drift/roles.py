@@ -10,9 +10,11 @@ from pydantic import Field, model_validator
 
 from components._core.config import StrictConfig
 
-# Evidently 0.7.23 (legacy/utils/data_preprocessing.py, NUMBER_UNIQUE_AS_CATEGORICAL): an integer column with at
-# most this many distinct values is categorical; a boolean column always is; a float column never is.
-NUMBER_UNIQUE_AS_CATEGORICAL = 5
+# Evidently 0.7.23 types a column it is not told about by dtype (evidently/core/datasets.py, infer_column_type):
+# floats are numerical, booleans categorical, integers categorical when they have at most this many distinct
+# values (INTEGER_CARDINALITY_LIMIT). Its legacy column mapping used 5 (NUMBER_UNIQUE_AS_CATEGORICAL); at test time
+# any numerical column with at most 5 distinct values on both sides together is tested by value anyway.
+INTEGER_CARDINALITY_LIMIT = 10
 NUMERIC_KIND = "numeric"  # the model card's feature kinds (components.training.data)
 CATEGORICAL_KIND = "categorical"
 
@@ -47,11 +49,11 @@ class ColumnRoles(StrictConfig):
 
 
 def low_cardinality(series: pl.Series) -> bool:
-    """True when Evidently types this numeric column as categorical: boolean, or integer with at most
-    ``NUMBER_UNIQUE_AS_CATEGORICAL`` distinct non-null values."""
+    """True when Evidently 0.7 types this numeric column as categorical: boolean, or integer with at most
+    ``INTEGER_CARDINALITY_LIMIT`` distinct non-null values."""
     if series.dtype == pl.Boolean:
         return True
-    return series.dtype.is_integer() and series.drop_nulls().n_unique() <= NUMBER_UNIQUE_AS_CATEGORICAL
+    return series.dtype.is_integer() and series.drop_nulls().n_unique() <= INTEGER_CARDINALITY_LIMIT
 
 
 def roles_from_card(card: dict[str, Any], reference: pl.DataFrame, prediction: str | None) -> ColumnRoles:
