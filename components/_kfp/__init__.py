@@ -8,6 +8,7 @@ from __future__ import annotations
 from kfp.dsl.base_component import BaseComponent
 
 from components._kfp.deploy import deploy, serving_champion
+from components._kfp.drift import check_drift
 from components._kfp.evaluate import evaluate
 from components._kfp.features import (
     feature_apply,
@@ -32,4 +33,5 @@ COMPONENTS: dict[str, BaseComponent] = {
     "evaluate": evaluate,
     "serving_champion": serving_champion,
     "deploy": deploy,
+    "check_drift": check_drift,
 }
