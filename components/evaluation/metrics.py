@@ -1,5 +1,6 @@
 """Binary classification metrics of predicted probabilities, one numpy implementation used for the point values
-and for every bootstrap resample (scikit-learn's functions cost ~2 ms a call; tests check these against them).
+and for every bootstrap resample (scikit-learn's functions cost ~2 ms a call, and importing scikit-learn ~2 s
+in each step's process; tests check these against them).
 
 AUC is the trainer's own (Mann-Whitney, ties averaged), so the evaluation's AUC is the trainer's ``test_auc``.
 """
@@ -10,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import roc_curve
 
 from components.training.metrics import roc_auc
 
@@ -99,11 +99,29 @@ class Curve:
     thresholds: list[float]
 
 
+def roc_curve(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """False and true positive rates at each distinct score, scikit-learn's ``roc_curve(y, p,
+    drop_intermediate=True)``: scores descending (stable sort), collinear points dropped, a first point with
+    threshold +inf where nothing is predicted positive."""
+    order = np.argsort(p, kind="mergesort")[::-1]
+    scores, labels = p[order], np.asarray(y, dtype=np.float64)[order]
+    last = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1]  # the last row of each distinct score
+    tps = np.cumsum(labels)[last]
+    fps = 1 + last - tps
+    thresholds = scores[last]
+    if len(fps) > 2:
+        keep = np.flatnonzero(np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True])
+        fps, tps, thresholds = fps[keep], tps[keep], thresholds[keep]
+    fps, tps = np.r_[0.0, fps], np.r_[0.0, tps]
+    with np.errstate(invalid="ignore", divide="ignore"):  # one class only: nan, as scikit-learn gives
+        return fps / fps[-1], tps / tps[-1], np.r_[np.inf, thresholds]
+
+
 def roc_points(y: np.ndarray, p: np.ndarray, max_points: int) -> Curve:
-    """scikit-learn's ROC curve (collinear points dropped), thinned to at most ``max_points`` evenly spaced
+    """The ROC curve (``roc_curve``: collinear points dropped), thinned to at most ``max_points`` evenly spaced
     points that keep both ends. Its first point (nothing predicted positive) has threshold +inf, written as 1.0
     (JSON has no infinity); every threshold is clipped to [0, 1]."""
-    fpr, tpr, thr = roc_curve(y, p, drop_intermediate=True)
+    fpr, tpr, thr = roc_curve(y, p)
     if len(fpr) > max_points:
         keep = np.unique(np.round(np.linspace(0, len(fpr) - 1, max_points)).astype(np.int64))
         fpr, tpr, thr = fpr[keep], tpr[keep], thr[keep]

@@ -20,6 +20,7 @@ from components.evaluation.metrics import (
     calibration_table,
     confusion,
     metric_function,
+    roc_curve,
     roc_points,
 )
 from components.evaluation.slices import slice_metrics
@@ -76,6 +77,22 @@ def test_auc_is_none_when_only_one_class_is_present() -> None:
 def test_unknown_metric_is_named() -> None:
     with pytest.raises(ValueError, match="'mse'"):
         metric_function("mse", 0.5, 10)
+
+
+@pytest.mark.parametrize("case", ["continuous", "ties", "coarse", "tiny", "perfect"])
+def test_roc_curve_is_scikit_learns(case: str) -> None:
+    rng = np.random.default_rng(3)
+    y = (rng.random(2000) < 0.3).astype(np.float64)
+    p = {"continuous": np.clip(0.3 * y + rng.random(2000) * 0.7, 0, 1),
+         "ties": np.round(0.3 * y + rng.random(2000) * 0.7, 2),
+         "coarse": np.round(0.3 * y + rng.random(2000) * 0.7, 1),
+         "tiny": rng.random(2000),
+         "perfect": y * 0.9 + 0.05}[case]
+    if case == "tiny":
+        y, p = np.array([0.0, 1.0, 1.0, 0.0, 1.0]), np.array([0.1, 0.4, 0.35, 0.8, 0.4])
+    ours, theirs = roc_curve(y, p), sk.roc_curve(y, p, drop_intermediate=True)
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(a, b)
 
 
 def test_roc_curve_is_bounded_keeps_its_ends_and_has_json_thresholds() -> None:

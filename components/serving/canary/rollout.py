@@ -133,14 +133,11 @@ def smoke_test(backend: ServingBackend, rows: Sequence[dict[str, Any]], cfg: Dep
 
 
 def score(metric: str, labels: np.ndarray, probs: np.ndarray) -> float:
-    """``metric`` of probabilities against 0/1 labels (higher is better except log loss)."""
-    from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
+    """``metric`` of probabilities against 0/1 labels (higher is better except log loss), as the evaluation gate
+    computes it (accuracy at 0.5)."""
+    from components.evaluation.metrics import metric_function
 
-    if metric == "auc":
-        return float(roc_auc_score(labels, probs))
-    if metric == "accuracy":
-        return float(accuracy_score(labels, probs >= 0.5))
-    return float(log_loss(labels, np.clip(probs, 1e-7, 1 - 1e-7), labels=[0, 1]))
+    return float(metric_function(metric, 0.5, 10)(labels, probs))
 
 
 def compare(backend: ServingBackend, rows: Sequence[dict[str, Any]], labels: Sequence[int], cfg: DeployConfig
