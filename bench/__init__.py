@@ -16,6 +16,7 @@ BENCHMARKS: dict[str, str] = {
     "tune": "bench.tune:main",
     "serve": "bench.serve:main",
     "pipeline": "bench.pipeline:main",
+    "drift": "bench.drift:main",
 }
 
 
