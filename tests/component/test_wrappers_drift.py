@@ -7,10 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 from kfp import compiler, dsl
 
-from catalog.compiler import parse_strict
+from catalog.compiler import load_documents, parse_strict
 from components._core.artifacts import read_json
 from components._core.images import image
 from components._kfp import COMPONENTS, check_drift
@@ -25,11 +24,10 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> DriftModel:
 
 def test_the_component_compiles_strictly_on_the_torch_image(tmp_path: Path) -> None:
     assert COMPONENTS["check_drift"] is check_drift
-    path = tmp_path / "check_drift.yaml"
-    compiler.Compiler().compile(check_drift, str(path))
-    spec = yaml.safe_load(path.read_text())
+    compiler.Compiler().compile(check_drift, str(tmp_path / "c.yaml"))
+    (spec,) = load_documents(tmp_path / "c.yaml")
     parse_strict(spec)
-    executor = next(iter(spec["deploymentSpec"]["executors"].values()))
+    (executor,) = spec["deploymentSpec"]["executors"].values()
     assert executor["container"]["image"] == image("torch")
     assert spec["root"]["outputDefinitions"]["parameters"]["Output"]["parameterType"] == "BOOLEAN"
     assert {k: v["artifactType"]["schemaTitle"] for k, v in spec["root"]["outputDefinitions"]["artifacts"].items()} \

@@ -73,42 +73,41 @@ def evidently(reference: pl.DataFrame, current: pl.DataFrame) -> tuple[dict[str,
 class Case:
     """A seeded reference/current pair and the verdicts it must give."""
 
-    ref_rows: int
-    cur_rows: int
+    rows: tuple[int, int]  # reference, current
     shift: Shift
     methods: dict[str, str]
     drifted: set[str]
     seed: int = 1
 
     def frames(self) -> tuple[pl.DataFrame, pl.DataFrame]:
-        return frame(self.ref_rows, self.seed), frame(self.cur_rows, self.seed + 100, self.shift)
+        return frame(self.rows[0], self.seed), frame(self.rows[1], self.seed + 100, self.shift)
 
 
 SMALL = {"num": "ks", "count": "ks", "cat": "chisquare", "flag": "z", "level": "chisquare"}
 LARGE = {"num": "wasserstein", "count": "wasserstein", "cat": "jensenshannon", "flag": "jensenshannon",
          "level": "jensenshannon"}
 CASES = {
-    "no shift, small": Case(600, 400, Shift(), SMALL, set()),
-    "no shift, 1000-row reference": Case(1000, 700, Shift(), SMALL, set()),
-    "no shift, 1001-row reference": Case(1001, 700, Shift(), LARGE, set()),
-    "no shift, large": Case(3000, 2000, Shift(), LARGE, set()),
-    "small numeric shift, small": Case(600, 400, Shift(num=0.05), SMALL, set()),
-    "large numeric shift, small": Case(600, 400, Shift(num=0.6), SMALL, {"num", "count"}),
-    "small numeric shift, large": Case(3000, 2000, Shift(num=0.05), LARGE, set()),
-    "large numeric shift, large": Case(3000, 2000, Shift(num=0.6), LARGE, {"num", "count"}),
-    "small categorical shift, small": Case(600, 400, Shift(cat_p=[0.39, 0.31, 0.2, 0.1], flag_p=0.52), SMALL,
+    "no shift, small": Case((600, 400), Shift(), SMALL, set()),
+    "no shift, 1000-row reference": Case((1000, 700), Shift(), SMALL, set()),
+    "no shift, 1001-row reference": Case((1001, 700), Shift(), LARGE, set()),
+    "no shift, large": Case((3000, 2000), Shift(), LARGE, set()),
+    "small numeric shift, small": Case((600, 400), Shift(num=0.05), SMALL, set()),
+    "large numeric shift, small": Case((600, 400), Shift(num=0.6), SMALL, {"num", "count"}),
+    "small numeric shift, large": Case((3000, 2000), Shift(num=0.05), LARGE, set()),
+    "large numeric shift, large": Case((3000, 2000), Shift(num=0.6), LARGE, {"num", "count"}),
+    "small categorical shift, small": Case((600, 400), Shift(cat_p=[0.39, 0.31, 0.2, 0.1], flag_p=0.52), SMALL,
                                            set()),
-    "large categorical shift, small": Case(600, 400, Shift(cat_p=[0.1, 0.2, 0.3, 0.4], flag_p=0.8, level_high=4),
+    "large categorical shift, small": Case((600, 400), Shift(cat_p=[0.1, 0.2, 0.3, 0.4], flag_p=0.8, level_high=4),
                                            SMALL, {"cat", "flag", "level"}),
-    "small categorical shift, large": Case(3000, 2000, Shift(cat_p=[0.39, 0.31, 0.2, 0.1], flag_p=0.52), LARGE,
+    "small categorical shift, large": Case((3000, 2000), Shift(cat_p=[0.39, 0.31, 0.2, 0.1], flag_p=0.52), LARGE,
                                            set()),
-    "large categorical shift, large": Case(3000, 2000, Shift(cat_p=[0.1, 0.2, 0.3, 0.4], flag_p=0.8, level_high=4),
+    "large categorical shift, large": Case((3000, 2000), Shift(cat_p=[0.1, 0.2, 0.3, 0.4], flag_p=0.8, level_high=4),
                                            LARGE, {"cat", "flag", "level"}),
-    "current lacks a category, small": Case(600, 400, Shift(cat_p=[0.45, 0.33, 0.22, 0.0]), SMALL, {"cat"}),
-    "current lacks a category, large": Case(3000, 2000, Shift(cat_p=[0.45, 0.33, 0.22, 0.0]), LARGE, {"cat"}),
-    "current has a new category, small": Case(600, 400, Shift(cat_p=[0.39, 0.29, 0.2, 0.1, 0.02]), SMALL, {"cat"}),
-    "current has a new category, large": Case(3000, 2000, Shift(cat_p=[0.39, 0.29, 0.2, 0.1, 0.02]), LARGE, set()),
-    "tiny current batch": Case(300, 40, Shift(num=1.0), SMALL, {"num", "count"}, seed=2),
+    "current lacks a category, small": Case((600, 400), Shift(cat_p=[0.45, 0.33, 0.22, 0.0]), SMALL, {"cat"}),
+    "current lacks a category, large": Case((3000, 2000), Shift(cat_p=[0.45, 0.33, 0.22, 0.0]), LARGE, {"cat"}),
+    "current has a new category, small": Case((600, 400), Shift(cat_p=[0.39, 0.29, 0.2, 0.1, 0.02]), SMALL, {"cat"}),
+    "current has a new category, large": Case((3000, 2000), Shift(cat_p=[0.39, 0.29, 0.2, 0.1, 0.02]), LARGE, set()),
+    "tiny current batch": Case((300, 40), Shift(num=1.0), SMALL, {"num", "count"}, seed=2),
 }
 
 
