@@ -6,12 +6,15 @@ Python process), with its own serving home, and splits the wall time into
 - **kfp.local**: the pipeline's wall time less the tasks' (building the pipeline, kfp.local's bookkeeping and
   artifact handling between tasks);
 - **process start**: a bare ``python -c pass`` per task (measured in this run);
-- **imports**: every top-level import of each task's processes, from ``PYTHONPROFILEIMPORTTIME``, which the
-  tasks inherit (kfp's executor, our modules and their libraries; worker processes whose output reaches the
-  task's log are counted too);
+- **imports**: the top-level imports of each task's own process, from ``PYTHONPROFILEIMPORTTIME``, which the
+  tasks inherit (kfp's executor, our modules and their libraries): the first block of import lines in the
+  task's log, up to the next process's header;
+- **worker start**: the same for the processes a task launches whose output reaches its log (torchrun and the
+  training ranks of tune and train): each process's imports plus a process start, divided by the ranks that
+  start together (``world_size``, 2 on defaults), since those import in parallel;
 - **work**: the rest of each task (reading and writing data, training, serving, the rollout).
 
-"Outside the work" is the first three. ``-X importtime`` adds a little to each import, so the import share
+"Outside the work" is all but the last. ``-X importtime`` adds a little to each import, so the import share
 is an upper bound. Model servers the deploy step starts log to their own files: their start-up counts as the
 deploy step's work (waiting for an honest readiness is the rollout's job).
 
@@ -21,6 +24,7 @@ deploy step's work (waiting for an honest readiness is the rollout's job).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import statistics
@@ -39,27 +43,44 @@ GOAL_OUTSIDE_SHARE = 0.20
 _IMPORT_LINE = re.compile(r"import time:\s+(\d+)\s+\|\s+(\d+)\s+\|( *)(\S+)")
 
 
+_HEADER = "import time: self [us] | cumulative | imported package"
+
+
 @dataclass
 class TaskCost:
-    """One task's wall time split into start, imports and work."""
+    """One task's wall time split into start, imports, worker start and work."""
 
     name: str
     seconds: float
     imports: float
     start: float
+    workers: float = 0.0
 
     @property
     def work(self) -> float:
-        return max(0.0, self.seconds - self.imports - self.start)
+        return max(0.0, self.seconds - self.imports - self.start - self.workers)
 
 
-def import_seconds(log: str) -> float:
-    """Sum of the cumulative times of top-level imports in ``log`` (one level per process)."""
-    total_us = 0
-    for m in _IMPORT_LINE.finditer(log):
-        if len(m.group(3)) == 1:  # top level: one space after the bar
-            total_us += int(m.group(2))
-    return total_us / 1e6
+def import_blocks(log: str) -> list[float]:
+    """Seconds of top-level imports per process, in the order the processes' headers appear in ``log``
+    (concurrent processes interleave, so only the first block is exactly one process's)."""
+    blocks: list[float] = []
+    for line in log.splitlines():
+        if _HEADER in line:
+            blocks.append(0.0)
+            continue
+        m = _IMPORT_LINE.search(line)
+        if m and blocks and len(m.group(3)) == 1:  # top level: one space after the bar
+            blocks[-1] += int(m.group(2)) / 1e6
+    return blocks
+
+
+def task_cost(name: str, seconds: float, log: str, start: float, parallel: int) -> TaskCost:
+    """The task's own process's imports, and its launched processes' start and imports over ``parallel``."""
+    blocks = import_blocks(log)
+    own = blocks[0] if blocks else 0.0
+    workers = sum(b + start for b in blocks[1:]) / parallel
+    return TaskCost(name, seconds, own, start, workers)
 
 
 def interpreter_start(repeats: int = 5) -> float:
@@ -72,12 +93,12 @@ def interpreter_start(repeats: int = 5) -> float:
     return statistics.median(times)
 
 
-def run_once(root: Path, start: float) -> tuple[float, list[TaskCost], str]:
+def run_once(root: Path, start: float, parallel: int) -> tuple[float, list[TaskCost], str]:
     """One run of the training pipeline on defaults; its wall time, task costs and status."""
     from catalog.local_run import run_pipeline
 
     summary = run_pipeline("training", {}, root=root)
-    costs = [TaskCost(t.name, t.seconds, import_seconds(Path(t.log).read_text() if t.log else ""), start)
+    costs = [task_cost(t.name, t.seconds, Path(t.log).read_text() if t.log else "", start, parallel)
              for t in summary.tasks]
     if summary.status != "SUCCEEDED":
         print(summary.error, file=sys.stderr)
@@ -89,13 +110,14 @@ def report(label: str, wall: float, costs: list[TaskCost]) -> float:
     tasks = sum(c.seconds for c in costs)
     kfp_local = wall - tasks
     imports, starts = sum(c.imports for c in costs), sum(c.start for c in costs)
+    workers = sum(c.workers for c in costs)
     print(f"\n{label}: {wall:.1f} s wall, {len(costs)} tasks")
-    print(f"{'task':<22}{'wall s':>8}{'imports':>9}{'start':>7}{'work':>8}")
+    print(f"{'task':<22}{'wall s':>8}{'imports':>9}{'start':>7}{'workers':>9}{'work':>8}")
     for c in costs:
-        print(f"{c.name:<22}{c.seconds:>8.1f}{c.imports:>9.1f}{c.start:>7.2f}{c.work:>8.1f}")
-    outside = kfp_local + imports + starts
-    print(f"kfp.local {kfp_local:.1f} s, imports {imports:.1f} s, process start {starts:.1f} s, "
-          f"work {wall - outside:.1f} s")
+        print(f"{c.name:<22}{c.seconds:>8.1f}{c.imports:>9.1f}{c.start:>7.2f}{c.workers:>9.1f}{c.work:>8.1f}")
+    outside = kfp_local + imports + starts + workers
+    print(f"kfp.local {kfp_local:.1f} s, task imports {imports:.1f} s, task process start {starts:.1f} s, "
+          f"worker start and imports {workers:.1f} s, work {wall - outside:.1f} s")
     share = outside / wall if wall else 0.0
     print(f"ratio outside/wall: {share:.2f} (goal <= {GOAL_OUTSIDE_SHARE:.2f}); "
           f"ratio wall/goal: {wall / GOAL_SECONDS:.2f} (goal {GOAL_SECONDS:.0f} s)")
@@ -105,7 +127,11 @@ def report(label: str, wall: float, costs: list[TaskCost]) -> float:
 def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench pipeline", description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=1, help="runs in a row (the second has a champion)")
+    parser.add_argument("--keep", metavar="DIR", help="keep the runs (logs, artifacts) under DIR")
     args = parser.parse_args(list(argv))
+    from pipelines.defaults import LAUNCH
+
+    parallel = int(json.loads(LAUNCH).get("world_size", 1))
     from components.serving.canary.local import LocalServing
     from components.serving.target import DeployConfig
 
@@ -118,7 +144,7 @@ def main(argv: Sequence[str]) -> int:
         try:
             status = "SUCCEEDED"
             for i in range(args.runs):
-                wall, costs, status = run_once(Path(tmp) / "runs", start)
+                wall, costs, status = run_once(Path(args.keep or tmp) / "runs", start, parallel)
                 report(f"run {i + 1} ({status})", wall, costs)
                 if status != "SUCCEEDED":
                     break

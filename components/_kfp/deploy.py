@@ -36,6 +36,6 @@ def deploy(
 def serving_champion(config: str = "{}") -> str:
     """The model serving now at the deployment target ``config`` names ('' before the first deployment): the
     champion the evaluation gate compares a candidate with."""
-    from components.serving.step import champion_uri
+    from components.serving.target import champion_uri
 
     return champion_uri(config)

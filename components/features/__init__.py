@@ -2,6 +2,6 @@
 sets and check online serving. Embedded stores by default (SQLite online, file registry, file/duckdb offline);
 Redis online and a PostgreSQL registry by config. Feast is imported lazily inside the functions."""
 
-from components.features.lazy_typechecks import install as _lazy_typechecks
+from components.features.feast_import import install as _cheap_feast_import
 
-_lazy_typechecks()  # before any feast import: feast's @typechecked classes are instrumented on first call
+_cheap_feast_import()  # before any feast import (see feast_import)

@@ -18,7 +18,7 @@ from components._core.config import ConfigError
 from components.evaluation.heldout import heldout_rows
 from components.serving.canary.rollout import RolloutRecord, run_rollout
 from components.serving.lineage import Lineage
-from components.serving.target import DeployConfig, Served, make_serving, serving_now
+from components.serving.target import DeployConfig, Served, make_serving
 from components.training.model import CARD_FILE
 
 
@@ -88,9 +88,3 @@ def deploy_step(model_path: str, training_set_path: str, *, blessing_path: str, 
     record = run_rollout(backend, candidate, cfg, rows, labels)
     write_json(record.to_dict(), record_uri)
     return DeployOutcome(record, backend.endpoint(), len(rows), backend.stable())
-
-
-def champion_uri(config: DeployConfig | dict[str, Any] | str, **clients: Any) -> str:
-    """The model serving now at the deployment target ('' before the first deployment): the gate's champion."""
-    served = serving_now(config, **clients)
-    return served.model_uri if served else ""

@@ -146,3 +146,10 @@ def serving_now(cfg: DeployConfig | dict[str, Any] | str, **clients: Any) -> Ser
     """The model taking the service's traffic now (the champion), or None before the first deployment."""
     stable: Served | None = make_serving(DeployConfig.parse(cfg), **clients).stable()
     return stable
+
+
+def champion_uri(config: DeployConfig | dict[str, Any] | str, **clients: Any) -> str:
+    """The URI of the model serving now at the deployment target ('' before the first deployment): the gate's
+    champion. Kept here, away from the deploy step's imports, so the lookup step starts quickly."""
+    served = serving_now(config, **clients)
+    return served.model_uri if served else ""

@@ -1,6 +1,6 @@
-"""Feast's typeguard checks instrumented on first call: nothing is instrumented at import, each method once when
-first used, and a wrong argument type still raises ``TypeCheckError`` (checked in a fresh interpreter, where
-feast is imported after the feature package)."""
+"""Cheap feast imports: typeguard checks instrumented on first call (nothing at import, each method once when first
+used, a wrong argument type still raises ``TypeCheckError``) and torch imported only when feast asks for it
+(both checked in a fresh interpreter, where feast is imported after the feature package)."""
 
 import asyncio
 import subprocess
@@ -8,7 +8,7 @@ import sys
 import textwrap
 from typing import Any
 
-from components.features.lazy_typechecks import lazy
+from components.features.feast_import import lazy
 
 
 def test_instrumentation_waits_for_the_first_call_and_happens_once() -> None:
@@ -53,10 +53,13 @@ def test_coroutine_functions_stay_coroutine_functions() -> None:
     assert asyncio.iscoroutinefunction(deferred) and asyncio.run(deferred(4)) == 4
 
 
-def test_feast_keeps_its_type_checks_when_imported_after_the_feature_package() -> None:
+def test_feast_keeps_its_type_checks_and_gets_torch_on_demand() -> None:
     script = textwrap.dedent("""
+        import sys
         import components.features
         import feast, typeguard
+        from feast.infra.offline_stores.offline_store import get_torch
+        assert "torch" not in sys.modules, "importing feast imported torch"
         init = feast.Entity.__init__
         assert getattr(init, "__wrapped__", None) is not None, "Entity.__init__ was instrumented at import"
         entity = feast.Entity(name="driver", join_keys=["driver_id"])
@@ -67,6 +70,7 @@ def test_feast_keeps_its_type_checks_when_imported_after_the_feature_package() -
             print("TypeCheckError:", err)
         else:
             raise SystemExit("a wrong argument type was accepted")
+        assert get_torch().tensor([1.0]).shape == (1,)
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
