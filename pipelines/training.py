@@ -89,7 +89,7 @@ def make_pipeline(target: Target = Target.LOCAL) -> dsl.graph_component.GraphCom
         trained = configure(
             train(training_set=training_set, trainer_config=tuned.outputs["best_trainer_config"],
                   launch=launch, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, task=dsl.PIPELINE_TASK_NAME_PLACEHOLDER,
-                  data_version=data_version),
+                  data_version=data_version, validation=checked.outputs["stats"]),
             target, display_name="train", cache=False, timeout_s=6 * 3600, cpu="2", memory="4G",
         )
         champion = configure(serving_champion(config=deploy_config), target, display_name="champion", cache=False)

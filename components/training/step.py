@@ -6,10 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from components._core.artifacts import filesystem, read_json
+from components._core.artifacts import filesystem, read_json, read_table
 from components._core.k8s_meta import deterministic_name
 from components._core.metrics import numeric
 from components._core.waiting import Clock
+from components.drift.bundle import write_bundle
 from components.training.config import TrainerConfig
 from components.training.launch import (
     MODEL_DIR,
@@ -56,11 +57,14 @@ def copy_tree(src: str, dst: str) -> None:
 
 def train_step(data_path: str, *, model_dir: str, run_dir: str, trainer_config: dict[str, Any] | str,
                launch: LaunchConfig | dict[str, Any] | str, run_id: str, task: str, data_uri: str = "",
-               data_version: str = "", clock: Clock | None = None) -> TrainOutcome:
+               data_version: str = "", contract: dict[str, Any] | None = None,
+               clock: Clock | None = None) -> TrainOutcome:
     """Train on the training set at ``data_path`` (the step's own path; cluster jobs read the artifact's
     ``data_uri``); the model (safetensors + model card) lands in ``model_dir``, the run's metrics,
     checkpoints and logs (with the attempt history) in ``run_dir``. The job name is deterministic: a retried step
-    adopts its running or succeeded job, and starts a new attempt when the earlier one failed."""
+    adopts its running or succeeded job, and starts a new attempt when the earlier one failed. The model carries
+    its monitoring bundle (``components.drift.bundle``: a reference sample with the model's predictions, the
+    column roles and ``contract``, the validation contract its data passed)."""
     cfg = LaunchConfig.parse(launch)
     trainer = TrainerConfig.parse(trainer_config).model_dump(mode="json")
     name = deterministic_name(run_id, task, prefix="train")
@@ -71,6 +75,7 @@ def train_step(data_path: str, *, model_dir: str, run_dir: str, trainer_config: 
     if spec.output_uri != run_dir:  # cluster job: bring its outputs into the artifacts
         copy_tree(spec.output_uri, run_dir)
     copy_tree(output_file(run_dir, MODEL_DIR), model_dir)
+    write_bundle(model_dir, read_table(data_path), contract=contract)
     return TrainOutcome(name=launched.job.name, attempt=launched.job.attempt, adopted=launched.adopted,
                         metrics=read_final_metrics(run_dir), model_card=read_json(output_file(model_dir, CARD_FILE)))
 
