@@ -77,6 +77,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         outs = "\n".join(f"{k}={_short(v, summary.run_dir)}" for k, v in sorted(t.outputs.items()))
         table.add_row(t.name, t.status, f"{t.seconds:.2f}", outs)
     console.print(table)
+    for t in summary.tasks:
+        for note in t.notes:
+            console.print(f"{t.name}: {note}")
+    if summary.not_run:
+        console.print("not run:\n  " + "\n  ".join(summary.not_run))
     console.print(f"artifacts and logs: {summary.run_dir}")
     if args.summary:
         Path(args.summary).write_text(json.dumps(summary.to_json(), indent=2, default=str) + "\n")

@@ -38,6 +38,7 @@ class TaskRecord:
     seconds: float = 0.0
     outputs: dict[str, Any] = field(default_factory=dict)
     log: str = ""
+    notes: list[str] = field(default_factory=list)  # the ``summary`` metadata of its output artifacts
 
 
 @dataclass
@@ -50,13 +51,49 @@ class RunSummary:
     tasks: list[TaskRecord] = field(default_factory=list)
     error: str = ""
     run_dir: str = ""
+    not_run: list[str] = field(default_factory=list)  # tasks of the pipeline that did not run, and why
 
     def to_json(self) -> dict[str, Any]:
         return {
             "pipeline": self.pipeline, "status": self.status, "seconds": round(self.seconds, 3),
-            "error": self.error, "run_dir": self.run_dir,
+            "error": self.error, "run_dir": self.run_dir, "not_run": self.not_run,
             "tasks": [{k: v for k, v in asdict(t).items() if k != "log"} | {"log": t.log} for t in self.tasks],
         }
+
+
+def planned_tasks(pipeline: Any) -> list[str]:
+    """The container tasks of a pipeline (in nested conditions too) by component name, as recorded here;
+    importers are left out (kfp.local runs them without a process)."""
+    spec = pipeline.pipeline_spec
+    executors = spec.deployment_spec["executors"]
+    names: list[str] = []
+
+    def walk(dag: Any) -> None:
+        for task in dag.tasks.values():
+            component = spec.components[task.component_ref.name]
+            if component.HasField("dag"):
+                walk(component.dag)
+            elif "container" in executors[component.executor_label]:
+                names.append(task.component_ref.name.removeprefix("comp-"))
+
+    walk(spec.root.dag)
+    return sorted(names)
+
+
+def not_run(planned: list[str], tasks: list[TaskRecord], status: str) -> list[str]:
+    """The planned tasks that did not run, each with the reason (a false branch condition, or a stopped run)."""
+    ran = {t.name for t in tasks}
+    why = "its branch condition was false" if status == "SUCCEEDED" else "the run stopped before it"
+    return [f"{name}: {why}" for name in planned if name not in ran]
+
+
+def _notes(outputs: dict[str, Any]) -> list[str]:
+    notes = []
+    for value in outputs.values():
+        summary = (getattr(value, "metadata", None) or {}).get("summary")
+        if summary:
+            notes.append(str(summary))
+    return notes
 
 
 def _output_value(value: Any) -> Any:
@@ -96,6 +133,7 @@ class TaskRecorder:
             else:
                 record.status = "SUCCEEDED" if task_status == kfp_status.Status.SUCCESS else "FAILED"
                 record.outputs = {k: _output_value(v) for k, v in (outputs or {}).items()}
+                record.notes = _notes(outputs or {})
                 return outputs, task_status
             finally:
                 record.seconds = time.perf_counter() - start
@@ -165,6 +203,7 @@ def run_pipeline(
     summary.seconds = time.perf_counter() - start
     (run_dir / "logs" / "pipeline.log").write_text(run_log.getvalue())
     summary.tasks = recorder.tasks
+    summary.not_run = not_run(planned_tasks(pipeline), recorder.tasks, summary.status)
     (run_dir / "summary.json").write_text(json.dumps(summary.to_json(), indent=2, default=str))
     return summary
 

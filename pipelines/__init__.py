@@ -9,6 +9,7 @@ from typing import Any
 # name -> "module:factory"; a factory takes a Target and returns a compiled-able pipeline.
 PIPELINES: dict[str, str] = {
     "training": "pipelines.training:make_pipeline",
+    "monitoring": "pipelines.monitoring:make_pipeline",
 }
 
 

@@ -9,19 +9,15 @@ Every parameter has a default that runs on one machine with embedded data.
 from kfp import dsl
 
 from components._kfp import (
-    deploy,
-    evaluate,
     feature_apply,
     feature_materialize,
     feature_online_check,
     feature_training_set,
     ingest,
-    serving_champion,
-    train,
-    tune,
     validate_data,
 )
 from pipelines import defaults
+from pipelines.stages import retrain_and_roll_out
 from pipelines.targets import Target, configure
 
 NAME = "training"
@@ -79,31 +75,10 @@ def make_pipeline(target: Target = Target.LOCAL) -> dsl.graph_component.GraphCom
             feature_online_check(feature_store=loaded.outputs["materialized"], entities=valid),
             target, display_name="online-check", cache=False, secrets=["features"],
         )
-        training_set = features.outputs["training_set"]
-        tuned = configure(
-            tune(training_set=training_set, tuning_spec=tuning_spec, trainer_config=trainer_config,
-                 launch=launch, tune_config=tune_config, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-                 task=dsl.PIPELINE_TASK_NAME_PLACEHOLDER),
-            target, display_name="tune", cache=False, timeout_s=6 * 3600, cpu="2", memory="4G", secrets=["tuning"],
+        retrain_and_roll_out(
+            training_set=features.outputs["training_set"], validation=checked.outputs["stats"], target=target,
+            data_version=data_version, tuning_spec=tuning_spec, trainer_config=trainer_config, launch=launch,
+            tune_config=tune_config, evaluation_config=evaluation_config, deploy_config=deploy_config,
         )
-        trained = configure(
-            train(training_set=training_set, trainer_config=tuned.outputs["best_trainer_config"],
-                  launch=launch, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, task=dsl.PIPELINE_TASK_NAME_PLACEHOLDER,
-                  data_version=data_version, validation=checked.outputs["stats"]),
-            target, display_name="train", cache=False, timeout_s=6 * 3600, cpu="2", memory="4G",
-        )
-        champion = configure(serving_champion(config=deploy_config), target, display_name="champion", cache=False)
-        gate = configure(
-            evaluate(model=trained.outputs["model"], training_set=training_set, config=evaluation_config,
-                     champion_uri=champion.output),
-            target, display_name="evaluate", cache=False, memory="4G",
-        )
-        with dsl.If(gate.outputs["Output"] == True, name="blessed"):  # noqa: E712  (kfp compares the output, not Python)
-            configure(
-                deploy(model=trained.outputs["model"], training_set=training_set,
-                       blessing=gate.outputs["blessing"], config=deploy_config,
-                       run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, task=dsl.PIPELINE_TASK_NAME_PLACEHOLDER),
-                target, display_name="deploy", cache=False, timeout_s=2 * 3600,
-            )
 
     return training

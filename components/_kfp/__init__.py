@@ -17,6 +17,7 @@ from components._kfp.features import (
     feature_training_set,
 )
 from components._kfp.ingest import ingest
+from components._kfp.monitoring import extend_training_set, watched_model
 from components._kfp.train import train
 from components._kfp.tune import tune
 from components._kfp.validate import validate_data
@@ -34,4 +35,6 @@ COMPONENTS: dict[str, BaseComponent] = {
     "serving_champion": serving_champion,
     "deploy": deploy,
     "check_drift": check_drift,
+    "watched_model": watched_model,
+    "extend_training_set": extend_training_set,
 }

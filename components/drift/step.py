@@ -49,6 +49,14 @@ class DriftResult:
         prediction's verdict is ``prediction.drifted``)."""
         return self.drifted_share >= self.drift_share
 
+    def verdict(self) -> str:
+        """One line: the dataset verdict, the share against ``drift_share``, the drifted columns."""
+        n, k = len(self.columns), len(self.drifted_columns)
+        share = f"{k} of {n} feature columns drifted (share {self.drifted_share:.2f}"
+        if not self.drifted:
+            return f"no drift: {share} < drift_share {self.drift_share})"
+        return f"drifted: {share} >= drift_share {self.drift_share}): {', '.join(self.drifted_columns)}"
+
     def metrics(self) -> dict[str, float]:
         """``drift_score.<column>`` and ``drifted.<column>`` (1.0 / 0.0) per feature and for the prediction,
         ``drifted_share``, ``drifted_columns`` (a count) and ``drifted`` (1.0 / 0.0). A column with no current
@@ -63,7 +71,8 @@ class DriftResult:
     def to_metadata(self) -> dict[str, Any]:
         """Flat metadata of the result artifact."""
         doc = self.document
-        return {"drifted": self.drifted, "drifted_share": self.drifted_share, "drift_share": self.drift_share,
+        return {"summary": self.verdict(), "drifted": self.drifted, "drifted_share": self.drifted_share,
+                "drift_share": self.drift_share,
                 "drifted_columns": ", ".join(self.drifted_columns), "columns_checked": len(self.columns),
                 "prediction_drifted": self.prediction.drifted if self.prediction else None,
                 "reference_rows": doc["rows"]["reference"]["used"], "current_rows": doc["rows"]["current"]["used"],

@@ -31,6 +31,8 @@ def test_an_unshifted_batch_does_not_drift_and_a_shifted_one_does(trained: Drift
     calm = _run(trained.model, batch(tmp_path, "calm", events(4_000, seed=5, start=LATER)), tmp_path / "calm")
     assert not calm.drifted and calm.drifted_share < 0.5
     assert calm.prediction is not None and not calm.prediction.drifted
+    k = len(calm.drifted_columns)
+    assert calm.verdict() == f"no drift: {k} of 8 feature columns drifted (share {k / 8:.2f} < drift_share 0.5)"
     moved = _run(trained.model, batch(tmp_path, "moved", events(4_000, seed=5, shift=1.5, start=LATER)),
                  tmp_path / "moved")
     assert moved.drifted and {"amount", "session_minutes", "n_items", "country"} <= set(moved.drifted_columns)
@@ -58,6 +60,9 @@ def test_the_result_document_metrics_and_metadata(trained: DriftModel, tmp_path:
     meta = result.to_metadata()
     assert meta["drifted"] is True and meta["drifted_columns"] == ", ".join(result.drifted_columns)
     assert meta["prediction_drifted"] is True and meta["current_rows"] == 4_000
+    k = len(result.drifted_columns)
+    assert meta["summary"] == (f"drifted: {k} of 8 feature columns drifted (share {k / 8:.2f} >= drift_share 0.5): "
+                               + ", ".join(result.drifted_columns))
     json.dumps(meta, allow_nan=False)
 
 
