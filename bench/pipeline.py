@@ -18,7 +18,9 @@ Python process), with its own serving home, and splits the wall time into
 is an upper bound. Model servers the deploy step starts log to their own files: their start-up counts as the
 deploy step's work (waiting for an honest readiness is the rollout's job).
 
-``python -m bench pipeline [--runs N]``: the second run has a champion to compare with (gate and canary).
+``python -m bench pipeline [--runs N] [--monitoring] [--keep DIR]``: the second run has a champion to compare with
+(gate and canary); ``--monitoring`` then runs the monitoring pipeline on its default, unshifted batch (drift
+check only) and on a shifted one (retrain, gate, canary).
 """
 
 from __future__ import annotations
@@ -93,11 +95,15 @@ def interpreter_start(repeats: int = 5) -> float:
     return statistics.median(times)
 
 
-def run_once(root: Path, start: float, parallel: int) -> tuple[float, list[TaskCost], str]:
-    """One run of the training pipeline on defaults; its wall time, task costs and status."""
+SHIFTED_BATCH = "demo://events?rows=3000&bad_share=0.02&seed=12&start=2026-03-02&shift=1.5"
+
+
+def run_once(root: Path, start: float, parallel: int, pipeline: str = "training",
+             arguments: dict[str, str] | None = None) -> tuple[float, list[TaskCost], str]:
+    """One run of ``pipeline`` on defaults (or ``arguments``); its wall time, task costs and status."""
     from catalog.local_run import run_pipeline
 
-    summary = run_pipeline("training", {}, root=root)
+    summary = run_pipeline(pipeline, arguments or {}, root=root)
     costs = [task_cost(t.name, t.seconds, Path(t.log).read_text() if t.log else "", start, parallel)
              for t in summary.tasks]
     if summary.status != "SUCCEEDED":
@@ -128,6 +134,8 @@ def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench pipeline", description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=1, help="runs in a row (the second has a champion)")
     parser.add_argument("--keep", metavar="DIR", help="keep the runs (logs, artifacts) under DIR")
+    parser.add_argument("--monitoring", action="store_true",
+                        help="then the monitoring pipeline on its default (unshifted) batch and on a shifted one")
     args = parser.parse_args(list(argv))
     from pipelines.defaults import LAUNCH
 
@@ -148,6 +156,11 @@ def main(argv: Sequence[str]) -> int:
                 report(f"run {i + 1} ({status})", wall, costs)
                 if status != "SUCCEEDED":
                     break
+            batches = {"unshifted": {}, "shifted": {"current_uri": SHIFTED_BATCH, "data_version": "shifted"}}
+            for label, arguments in batches.items() if args.monitoring and status == "SUCCEEDED" else ():
+                wall, costs, status = run_once(Path(args.keep or tmp) / "runs", start, parallel, "monitoring",
+                                               arguments)
+                report(f"monitoring, {label} batch ({status})", wall, costs)
         finally:
             LocalServing(DeployConfig.parse({})).stop()
             for k, v in saved.items():
