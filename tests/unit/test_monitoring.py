@@ -83,5 +83,5 @@ def test_a_missing_old_training_set_is_named(trained: DriftModel, tmp_path: Path
     card["data_uri"] = str(tmp_path / "gone.parquet")
     (moved / "model_card.json").write_text(json.dumps(card))
     events(10, seed=2).write_parquet(tmp_path / "batch.parquet")
-    with pytest.raises(RetrainSetError, match="cannot be read at .*gone.parquet"):
+    with pytest.raises(RetrainSetError, match=r"cannot be read at .*gone\.parquet"):
         extend_training_set(str(moved), str(tmp_path / "batch.parquet"), str(tmp_path / "out.parquet"))
