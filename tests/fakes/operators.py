@@ -4,19 +4,27 @@ only the cluster faked.
 
 ``TrainingOperator`` advances each PyTorchJob one phase per read (Created → Running → one epoch per read →
 Succeeded), writing the trainer's files to the job's ``--output-uri`` as the trainer would (``metrics.jsonl`` per
-epoch, then ``final_metrics.json`` and ``model/``); ``objective(trainer_config)`` gives the learning curve, or
-raises ``JobFails`` to fail the job. ``KatibController`` finishes an Experiment with Trials whose observations
-come from the same kind of objective. ``Cluster`` bundles the fake apiserver and these controllers as a step's
-cluster; ``VertexTrainer`` is a fake Vertex client whose CustomJobs run the trainer the same way.
+epoch, then ``final_metrics.json`` and ``model/``: a real tiny model, trained once per session on
+``tiny_training_set()``, so the step's monitoring bundle can score with it); ``objective(trainer_config)`` gives
+the learning curve, or raises ``JobFails`` to fail the job. ``KatibController`` finishes an Experiment with
+Trials whose observations come from the same kind of objective. ``Cluster`` bundles the fake apiserver and these
+controllers as a step's cluster; ``VertexTrainer`` is a fake Vertex client whose CustomJobs run the trainer the
+same way.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import tempfile
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Self
 
-from components._core.artifacts import write_json, write_text
+import polars as pl
+
+from components._core.artifacts import open_atomic, write_json, write_parquet, write_text
+from components.data.breast_cancer import breast_cancer_events
 from components.training.launch import FINAL_METRICS_FILE, METRICS_FILE, MODEL_DIR, output_file
 from components.training.vertex import JobInfo
 from tests.fakes.clock import ManualClock
@@ -41,15 +49,42 @@ def trainer_args(job: dict[str, Any]) -> dict[str, str]:
     return {command[i][2:]: command[i + 1] for i in range(len(command) - 1) if command[i].startswith("--")}
 
 
+def tiny_training_set() -> pl.DataFrame:
+    """The rows the fake trainers' model is trained on (write them where a step reads its training set)."""
+    return breast_cancer_events().head(120)
+
+
+@functools.cache
+def tiny_model() -> Path:
+    """A real model folder (safetensors + card), trained once per session by the trainer itself."""
+    from components.training.config import TrainerConfig
+    from components.training.distributed import DistEnv
+    from components.training.trainer import train
+
+    root = Path(tempfile.mkdtemp(prefix="fake-trainer-"))
+    tiny_training_set().write_parquet(root / "train.parquet")
+    train(TrainerConfig.parse({"hidden_sizes": [4], "max_epochs": 1, "keep_checkpoints": 1}),
+          str(root / "train.parquet"), str(root / "run"), DistEnv())
+    return root / "run" / "model"
+
+
+def write_tiny_training_set(uri: str) -> None:
+    """``tiny_training_set()`` as Parquet at ``uri`` (any fsspec URI)."""
+    write_parquet(tiny_training_set(), uri)
+
+
 def write_trainer_outputs(output_uri: str, curve: Curve, metric: str = "val_auc", test_auc: float = 0.9) -> None:
     """The files a finished trainer leaves: metrics per epoch, final metrics, a model with its card."""
     lines = "".join(json.dumps({"epoch": e + 1, metric: v}) + "\n" for e, v in enumerate(curve))
     write_text(lines, output_file(output_uri, METRICS_FILE))
     write_json({metric: curve[-1], "test_auc": test_auc, "val_auc": curve[-1] if metric == "val_auc" else 0.5},
                output_file(output_uri, FINAL_METRICS_FILE))
-    write_json({"features": [{"name": "f1"}], "metrics": {"test_auc": test_auc}},
+    model = tiny_model()
+    card = json.loads((model / "model_card.json").read_text())
+    write_json({**card, "metrics": {**card["metrics"], "test_auc": test_auc}},
                output_file(output_uri, f"{MODEL_DIR}/model_card.json"))
-    write_text("weights", output_file(output_uri, f"{MODEL_DIR}/model.safetensors"))
+    with open_atomic(output_file(output_uri, f"{MODEL_DIR}/model.safetensors"), "wb") as fh:
+        fh.write((model / "model.safetensors").read_bytes())
 
 
 class TrainingOperator:

@@ -16,15 +16,10 @@ import pytest
 from catalog.cli import main
 from components.serving.canary.local import LocalServing
 from components.serving.target import DeployConfig
+from tests.local.params import QUICK
 
 pytestmark = pytest.mark.slow
 LATER = "demo://events?rows=3000&bad_share=0.02&start=2026-03-02"
-QUICK = ["tuning_spec=" + json.dumps({
-    "objective": {"type": "maximize", "objectiveMetricName": "val_auc"},
-    "algorithm": {"algorithmName": "random", "algorithmSettings": [{"name": "random_state", "value": "1"}]},
-    "parameters": [{"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "0.002", "max": "0.004"}}],
-    "parallelTrialCount": 1, "maxTrialCount": 1, "maxFailedTrialCount": 1}),
-    "launch=" + json.dumps({"backend": "local", "world_size": 1})]
 RETRAIN_TASKS = {"extend-training-set", "tune", "train", "serving-champion", "evaluate"}
 
 

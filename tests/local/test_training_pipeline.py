@@ -13,6 +13,7 @@ from catalog.cli import main
 from components.serving.canary.local import LocalServing
 from components.serving.router import VERSION_HEADER
 from components.serving.target import DeployConfig
+from tests.local.params import QUICK
 
 pytestmark = pytest.mark.slow
 WORSE_TUNING = json.dumps({
@@ -102,7 +103,7 @@ def test_training_pipeline_runs_whole_on_defaults(tmp_path: Path, serving_home: 
 
 def test_breast_cancer_reaches_a_test_auc_of_at_least_095(tmp_path: Path) -> None:
     code, summary = run(tmp_path, "source_uri=demo://breast_cancer", "contract=breast_cancer",
-                        "feature_repo=breast_cancer")
+                        "feature_repo=breast_cancer", *QUICK)  # the trainer's defaults, one tuning trial
     assert code == 0, summary["error"]
     tasks = {t["name"]: t for t in summary["tasks"]}
     assert tasks["validate-data"]["outputs"]["rows_valid"] == 569
@@ -127,7 +128,7 @@ def test_user_data_from_a_folder(tmp_path: Path) -> None:
     df = generate_events(EventsConfig(rows=600, seed=11))
     df[:300].write_parquet(src / "part-0.parquet")
     df[300:].write_parquet(src / "part-1.parquet")
-    code, summary = run(tmp_path, f"source_uri={src}", "data_version=2026-11-23")
+    code, summary = run(tmp_path, f"source_uri={src}", "data_version=2026-11-23", *QUICK)
     assert code == 0, summary["error"]
     tasks = {t["name"]: t for t in summary["tasks"]}
     assert tasks["validate-data"]["outputs"]["rows_valid"] == 600

@@ -29,7 +29,7 @@ def test_bad_parameters_are_named(pair: str, message: str) -> None:
 
 
 def test_unknown_pipeline_is_named() -> None:
-    with pytest.raises(SystemExit, match="unknown pipeline 'nope'; available: \\['training'\\]"):
+    with pytest.raises(SystemExit, match="unknown pipeline 'nope'; available: \\['monitoring', 'training'\\]"):
         main(["run", "nope"])
 
 

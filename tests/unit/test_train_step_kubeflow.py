@@ -20,13 +20,21 @@ from components._core.k8s import ResourceConflict
 from components._core.k8s_meta import ATTEMPT_LABEL, STEP_LABEL, deterministic_name
 from components._core.signals import Terminated
 from components._kfp import train
+from components.drift.bundle import read_bundle
 from components.training.launch import LaunchError
 from components.training.step import train_step
 from pipelines import defaults
 from tests.component.artifacts import outputs
 from tests.fakes.clock import ManualClock
 from tests.fakes.k8s import FakeCoreV1Api, FakeCustomObjectsApi, SimulatedCrash
-from tests.fakes.operators import JobFails, TrainingOperator, trainer_args
+from tests.fakes.operators import (
+    JobFails,
+    TrainingOperator,
+    tiny_model,
+    tiny_training_set,
+    trainer_args,
+    write_tiny_training_set,
+)
 from tests.schemas import validate_pytorchjob
 
 PLURAL = "pytorchjobs"
@@ -63,6 +71,7 @@ class Cluster:
         return self.api.stored(PLURAL)
 
     def step(self, tmp_path: Path, *, tag: str = "", **launch: Any):
+        write_tiny_training_set("memory://bucket/train.parquet")
         cfg = {"backend": "kubeflow", "output_root": "memory://bucket/runs", "world_size": 2,
                "kubeflow": {"namespace": "ml", "wait": {"poll_interval_s": 7}}, **launch}
         return train_step("memory://bucket/train.parquet", model_dir=str(tmp_path / f"model{tag}"),
@@ -83,7 +92,8 @@ def test_success_submits_a_valid_job_polls_at_the_configured_interval_and_lands_
     assert job["metadata"]["name"] == STEP == out.name and out.attempt == 1 and not out.adopted
     assert job["metadata"]["labels"][STEP_LABEL] == STEP and job["metadata"]["labels"][ATTEMPT_LABEL] == "1"
     assert set(cluster.clock.sleeps) == {7.0}  # KubeflowOptions.wait.poll_interval_s takes effect
-    assert (tmp_path / "model" / "model.safetensors").read_text() == "weights"
+    assert (tmp_path / "model" / "model.safetensors").read_bytes() == (tiny_model() / "model.safetensors").read_bytes()
+    assert read_bundle(str(tmp_path / "model")).reference.height == tiny_training_set().height  # bundle written
     assert out.metrics["test_auc"] == 0.9 and out.model_metadata()["attempt"] == 1
     assert f"== attempt 1 {STEP}: Pending, created" in (tmp_path / "run" / "logs.txt").read_text()
 
@@ -205,9 +215,13 @@ def test_a_job_of_the_step_with_another_spec_is_refused(cluster: Cluster, tmp_pa
         cluster.step(tmp_path, tag="-other", world_size=3)
 
 
-def test_the_wrapper_trains_on_the_kubeflow_backend(cluster: Cluster, tmp_path: Path) -> None:
+def test_the_wrapper_trains_on_the_kubeflow_backend(cluster: Cluster, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     out = outputs(tmp_path, model=dsl.Model, run=dsl.Artifact, metrics=dsl.Metrics)
     data = dsl.Dataset(name="training_set", uri="minio://mlpipeline/v2/artifacts/run-w/training_set", metadata={})
+    local = tmp_path / "downloaded" / "training_set"  # where KFP's launcher would have put the artifact's copy
+    write_tiny_training_set(str(local))
+    monkeypatch.setattr(dsl.Dataset, "path", property(lambda self: str(local)))
     launch = json.dumps({"backend": "kubeflow", "output_root": "memory://bucket/wrapped",
                          "kubeflow": {"namespace": "ml", "wait": {"poll_interval_s": 0.01}}})
     auc = train.python_func(training_set=data, trainer_config=json.loads(defaults.TRAINER_CONFIG), launch=launch,

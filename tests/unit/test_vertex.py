@@ -17,6 +17,7 @@ from kfp import dsl
 from components._core.k8s_meta import deterministic_name
 from components._core.signals import Terminated
 from components._kfp import train
+from components.drift.bundle import read_bundle
 from components.training import vertex
 from components.training.launch import LaunchError, LaunchSpec, VertexConfig
 from components.training.step import train_step
@@ -24,7 +25,7 @@ from components.training.vertex import ATTEMPT_LABEL, HASH_LABEL, STEP_LABEL, bu
 from pipelines import defaults
 from tests.component.artifacts import outputs
 from tests.fakes.clock import ManualClock
-from tests.fakes.operators import write_trainer_outputs
+from tests.fakes.operators import tiny_model, tiny_training_set, write_tiny_training_set, write_trainer_outputs
 from tests.fakes.vertex import FakeVertexJobClient
 
 STEP = deterministic_name("run-7", "train", prefix="train")
@@ -51,7 +52,8 @@ class Vertex:
 
     def step(self, tmp_path: Path, *, tag: str = "", **launch: Any):
         cfg = {"backend": "vertex", "output_root": ROOT, "world_size": 2, "vertex": CONFIG, **launch}
-        return train_step("gs://b/train.parquet", model_dir=str(tmp_path / f"model{tag}"),
+        write_tiny_training_set("memory://vbucket/train.parquet")
+        return train_step("memory://vbucket/train.parquet", model_dir=str(tmp_path / f"model{tag}"),
                           run_dir=str(tmp_path / f"run{tag}"), trainer_config=defaults.TRAINER_CONFIG, launch=cfg,
                           run_id="run-7", task="train", clock=self.clock.clock())
 
@@ -99,7 +101,8 @@ def test_success_submits_with_step_attempt_and_hash_labels_and_polls_as_configur
     assert job.labels[STEP_LABEL] == STEP and job.labels[ATTEMPT_LABEL] == "1" and job.labels["team"] == "ml"
     assert len(job.labels[HASH_LABEL]) == 40 and job.display_name == STEP and job.timeout_s == 3600
     assert set(env.clock.sleeps) == {30.0} and out.metrics["test_auc"] == 0.9
-    assert (tmp_path / "model" / "model.safetensors").read_text() == "weights"
+    assert (tmp_path / "model" / "model.safetensors").read_bytes() == (tiny_model() / "model.safetensors").read_bytes()
+    assert read_bundle(str(tmp_path / "model")).reference.height == tiny_training_set().height  # bundle written
 
 
 def test_transient_errors_on_submit_and_status_are_retried(env: Vertex, tmp_path: Path) -> None:
@@ -165,9 +168,13 @@ def test_the_deadline_cancels_and_fails(env: Vertex, tmp_path: Path) -> None:
     assert job.cancel_requests == 1
 
 
-def test_the_wrapper_trains_on_the_vertex_backend(env: Vertex, tmp_path: Path) -> None:
+def test_the_wrapper_trains_on_the_vertex_backend(env: Vertex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                  ) -> None:
     out = outputs(tmp_path, model=dsl.Model, run=dsl.Artifact, metrics=dsl.Metrics)
     data = dsl.Dataset(name="training_set", uri="gs://pipeline-root/run-v/training_set", metadata={})
+    local = tmp_path / "gcsfuse" / "training_set"  # where Vertex mounts the artifact (/gcs/...) in the step's pod
+    write_tiny_training_set(str(local))
+    monkeypatch.setattr(dsl.Dataset, "path", property(lambda self: str(local)))
     step = deterministic_name("run-v", "train", prefix="train")
     write_trainer_outputs(f"{ROOT}/{step}", [0.7, 0.8])
     launch = json.dumps({"backend": "vertex", "output_root": ROOT,
