@@ -166,6 +166,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0 if up else 1
 
 
+def cmd_preflight(args: argparse.Namespace, api: Any = None) -> int:
+    from components._core.preflight import REQUIRED, PreflightError, check, missing
+
+    families = [f.strip() for f in args.families.split(",") if f.strip()] if args.families else list(REQUIRED)
+    try:
+        findings = check(args.namespace, families, api=api)
+    except (ValueError, PreflightError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    denied = missing(findings)
+    if denied:
+        print(f"namespace {args.namespace!r}: this identity lacks {len(denied)} of {len(findings)} permissions "
+              "(grant them with manifests/rbac.yaml):")
+        for line in denied:
+            print(f"  {line}")
+        return 1
+    print(f"namespace {args.namespace!r}: all {len(findings)} permissions of {', '.join(families)} granted")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="catalog", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -194,6 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--status", action="store_true", help="print the endpoint URL and the serving model's lineage")
     what.add_argument("--stop", action="store_true", help="stop the local endpoint and model servers")
     serve.set_defaults(func=cmd_serve)
+    pre = sub.add_parser("preflight", help="check, before launching, that this identity may do what the launchers "
+                                           "do in a namespace (SelfSubjectAccessReview); names each missing verb")
+    pre.add_argument("--namespace", required=True)
+    pre.add_argument("--families", default="", help="comma-separated: pytorchjob, katib, kserve, logs (default: all)")
+    pre.set_defaults(func=cmd_preflight)
     return parser
 
 
