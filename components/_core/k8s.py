@@ -71,6 +71,13 @@ def api_policy(poll_interval_s: float = 5.0, deadline_s: float = 3600.0, *, back
                       backoff_max_s=backoff_max_s, transient_budget_s=transient_budget_s)
 
 
+def api_policy_for(wait: Any) -> WaitPolicy:
+    """``api_policy`` from a backend's wait options (``poll_interval_s``, ``backoff_max_s``,
+    ``transient_budget_s``): how the shared launcher retries that backend's API calls."""
+    return api_policy(wait.poll_interval_s, backoff_max_s=wait.backoff_max_s,
+                      transient_budget_s=wait.transient_budget_s)
+
+
 def default_clients() -> tuple[Any, Any]:
     """``(CustomObjectsApi, CoreV1Api)`` from in-cluster config (a step's pod), else the local kubeconfig."""
     from kubernetes import client, config

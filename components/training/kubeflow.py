@@ -14,7 +14,7 @@ from components._core.k8s import (
     Cleanup,
     CustomResourceJob,
     CustomResourceLauncher,
-    api_policy,
+    api_policy_for,
     attempt_of,
     require_same_spec,
     transient_api_error,
@@ -44,11 +44,9 @@ class KubeflowTrainingBackend(TrainingBackend):
     @functools.cached_property
     def launcher(self) -> CustomResourceLauncher:
         """The shared launcher bound to PyTorchJobs in the configured namespace (clients made on first use)."""
-        wait = self.options.wait
-        retry = api_policy(wait.poll_interval_s, backoff_max_s=wait.backoff_max_s,
-                           transient_budget_s=wait.transient_budget_s)
         return CustomResourceLauncher(self._api, pj.GROUP, pj.VERSION, pj.PLURAL, self.options.namespace,
-                                      core_api=self._core_api, clock=self._clock, retry=retry)
+                                      core_api=self._core_api, clock=self._clock,
+                                      retry=api_policy_for(self.options.wait))
 
     def manifest(self, spec: LaunchSpec) -> dict[str, Any]:
         """The PyTorchJob this backend submits for ``spec`` (pure), labelled with its step and attempt."""

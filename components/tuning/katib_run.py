@@ -19,7 +19,7 @@ from components._core.k8s import (
     Cleanup,
     CustomResourceJob,
     CustomResourceLauncher,
-    api_policy,
+    api_policy_for,
     launch,
     terminal_condition,
     transient_api_error,
@@ -131,11 +131,9 @@ class KatibEngine:
     @functools.cached_property
     def launcher(self) -> CustomResourceLauncher:
         """The shared launcher bound to Experiments in the namespace (clients made on first use)."""
-        w = self.options.wait
         return CustomResourceLauncher(self._api, GROUP, VERSION, PLURAL, self.options.namespace,
                                       core_api=self._core_api, clock=self._clock,
-                                      retry=api_policy(w.poll_interval_s, backoff_max_s=w.backoff_max_s,
-                                                       transient_budget_s=w.transient_budget_s))
+                                      retry=api_policy_for(self.options.wait))
 
     def run(self, step: str, manifest_for: Callable[[str], dict[str, Any]], *, timeout_s: float,
             logs_uri: str | None = None) -> KatibRun:

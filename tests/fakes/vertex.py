@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components.training.vertex import JobInfo
+from tests.fakes.faults import Faults
 from tests.fakes.k8s import SimulatedCrash
 
 TERMINAL = {"JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"}
@@ -25,27 +26,17 @@ class FakeJob:
     script: deque[tuple[str, str]] = field(default_factory=deque)
 
 
-class FakeVertexJobClient:
+class FakeVertexJobClient(Faults):
     """Resource names ``projects/p/locations/l/customJobs/<n>``; ``script`` advances a job's state per read;
     ``cancel`` moves a live job to CANCELLING, then CANCELLED on the next read (as Vertex does)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.jobs: dict[str, FakeJob] = {}
-        self.calls: list[str] = []
         self._ids = itertools.count(1000)
         self._crash_next = False
         self._scripts: dict[str, deque[tuple[str, str]]] = defaultdict(deque)
-        self._faults: dict[str, deque[BaseException]] = defaultdict(deque)
         self.on_create: list[Any] = []  # callables run after a job is stored, before create returns
-
-    def fail_next(self, method: str, error: BaseException, times: int = 1) -> None:
-        """The next ``times`` calls of ``method`` (create, find, get, cancel) raise ``error``."""
-        self._faults[method].extend([error] * times)
-
-    def _fault(self, method: str) -> None:
-        self.calls.append(method)
-        if self._faults[method]:
-            raise self._faults[method].popleft()
 
     def crash_after_create(self) -> None:
         """The next create reaches Vertex, then the caller dies with ``SimulatedCrash``."""

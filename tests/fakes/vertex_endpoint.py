@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import itertools
-from collections import Counter, defaultdict, deque
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +23,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 
 from components.serving.canary.vertex import Answer, DeployedModel, ModelInfo
+from tests.fakes.faults import Faults
 
 Model = Callable[[list[dict[str, Any]]], list[Any]]
 
@@ -37,12 +38,13 @@ class _Deploy:
     settings: dict[str, Any]
 
 
-class FakeVertexEndpoint:
+class FakeVertexEndpoint(Faults):
     """One endpoint (``projects/p/locations/us-central1/endpoints/1``) and its project's Model Registry."""
 
     resource_name = "projects/p/locations/us-central1/endpoints/1"
 
     def __init__(self, deploy_reads: int = 1) -> None:
+        super().__init__()
         self.deploy_reads = deploy_reads
         self.registry: dict[str, ModelInfo] = {}
         self.uploads: list[dict[str, Any]] = []
@@ -50,7 +52,6 @@ class FakeVertexEndpoint:
         self.settings: dict[str, dict[str, Any]] = {}  # deployed model id -> machine, replicas, ...
         self.split: dict[str, int] = {}
         self.models: dict[str, Model] = {}
-        self.calls: list[str] = []
         self.answered: Counter[str] = Counter()
         self._labels: dict[str, str] = {}
         self._ids = itertools.count(1001)
@@ -59,18 +60,8 @@ class FakeVertexEndpoint:
         self._error: str | None = None
         self._fail_next: str | None = None
         self._weights: dict[str, int] = {}
-        self._faults: dict[str, deque[BaseException]] = defaultdict(deque)
 
-    # ----- fault injection
-    def fail_next(self, method: str, error: BaseException, times: int = 1) -> None:
-        """The next ``times`` calls of ``method`` raise ``error`` without touching state."""
-        self._faults[method].extend([error] * times)
-
-    def _fault(self, method: str) -> None:
-        self.calls.append(method)
-        if self._faults[method]:
-            raise self._faults[method].popleft()
-
+    # ----- fault injection (fail_next and _fault: Faults)
     def fail_next_deploy(self, message: str) -> None:
         """The next deploy operation fails with ``message`` (quota, image pull, health check...)."""
         self._fail_next = message

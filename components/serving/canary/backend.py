@@ -12,6 +12,16 @@ from components.serving.target import DeployConfig, Served
 Which = Literal["candidate", "stable"]
 
 
+def record_seen(seen: list[dict[str, Any]], entry: dict[str, Any]) -> None:
+    """Append ``entry`` to a backend's record of statuses seen; an entry equal to the last one is counted there
+    (``reads``) instead of repeated."""
+    last = seen[-1] if seen else None
+    if last is not None and {k: v for k, v in last.items() if k != "reads"} == entry:
+        last["reads"] = last.get("reads", 1) + 1
+    else:
+        seen.append(entry)
+
+
 class RolloutFailure(RuntimeError):
     """A rollout step failed; the rollout rolls back and records this reason."""
 

@@ -31,11 +31,11 @@ from typing import Any, Self
 from urllib.parse import urlparse
 
 from components._core.jobs import JobPhase, JobStatus, RunningJob, WaitPolicy, call_with_retry
-from components._core.k8s import CustomResourceLauncher, api_policy, generation_observed, transient_api_error
+from components._core.k8s import CustomResourceLauncher, api_policy_for, generation_observed, transient_api_error
 from components._core.signals import Terminated, deferred_sigterm
 from components._core.waiting import Clock
 from components.serving import inference_service as isvc
-from components.serving.canary.backend import RolloutFailure, ServingBackend, Which
+from components.serving.canary.backend import RolloutFailure, ServingBackend, Which, record_seen
 from components.serving.target import DeployConfig, Served
 
 log = logging.getLogger(__name__)
@@ -374,11 +374,9 @@ class KServeServing(ServingBackend):
     @functools.cached_property
     def launcher(self) -> CustomResourceLauncher:
         """The shared launcher bound to InferenceServices in the target namespace."""
-        wait = self.target.wait
-        retry = api_policy(wait.poll_interval_s, backoff_max_s=wait.backoff_max_s,
-                           transient_budget_s=wait.transient_budget_s)
         return CustomResourceLauncher(self._api, isvc.GROUP, isvc.VERSION, isvc.PLURAL, self.target.namespace,
-                                      core_api=self._core_api, clock=self._clock, retry=retry)
+                                      core_api=self._core_api, clock=self._clock,
+                                      retry=api_policy_for(self.target.wait))
 
     @property
     def transport(self) -> Transport:
@@ -393,11 +391,7 @@ class KServeServing(ServingBackend):
         entry = trimmed(obj)
         if assessment:
             entry["assessment"] = assessment
-        last = self._seen[-1] if self._seen else None
-        if last is not None and {k: v for k, v in last.items() if k != "reads"} == entry:
-            last["reads"] = last.get("reads", 1) + 1
-        else:
-            self._seen.append(entry)
+        record_seen(self._seen, entry)
 
     def _read(self) -> dict[str, Any] | None:
         obj = call_with_retry(lambda: self.launcher.get(self.service), self.launcher.retry,

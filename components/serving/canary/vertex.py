@@ -35,7 +35,7 @@ from typing import Any, Protocol, Self, TypeVar
 from components._core.images import image
 from components._core.jobs import JobPhase, JobStatus, RunningJob, WaitPolicy, call_with_retry
 from components._core.waiting import Clock
-from components.serving.canary.backend import RolloutFailure, ServingBackend, Which
+from components.serving.canary.backend import RolloutFailure, ServingBackend, Which, record_seen
 from components.serving.canary.kserve import LineageReader, probabilities, read_lineage
 from components.serving.target import DeployConfig, Served, VertexTarget
 from components.training.vertex import transient_google_error
@@ -192,11 +192,7 @@ class VertexServing(ServingBackend):
             entry["traffic_split"] = dict(split)
         if assessment:
             entry["assessment"] = assessment
-        last = self._seen[-1] if self._seen else None
-        if last is not None and {k: v for k, v in last.items() if k != "reads"} == entry:
-            last["reads"] = last.get("reads", 1) + 1
-        else:
-            self._seen.append(entry)
+        record_seen(self._seen, entry)
         return entry
 
     def seen(self, phase: JobPhase, why: str, models: list[DeployedModel] | None = None,
