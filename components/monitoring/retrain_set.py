@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from components._core.artifacts import read_json, read_table, write_parquet
-from components.training.model import CARD_FILE
+from components.training.launch import CARD_FILE
 
 
 class RetrainSetError(ValueError):

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from components._core.artifacts import read_json
-from components.training.model import CARD_FILE
+from components.training.launch import CARD_FILE
 
 VERSION_CHARS = 12  # a model's default version: this many hex digits of its weights digest
 

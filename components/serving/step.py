@@ -19,7 +19,7 @@ from components.evaluation.heldout import heldout_rows
 from components.serving.canary.rollout import RolloutRecord, run_rollout
 from components.serving.lineage import Lineage
 from components.serving.target import DeployConfig, Served, make_serving
-from components.training.model import CARD_FILE
+from components.training.launch import CARD_FILE
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ TRAINER_MODULE = "components.training.trainer"
 METRICS_FILE = "metrics.jsonl"
 FINAL_METRICS_FILE = "final_metrics.json"
 MODEL_DIR = "model"
+CARD_FILE = "model_card.json"  # in MODEL_DIR, beside the weights: read by steps whose images have no torch
 CHECKPOINTS_DIR = "checkpoints"
 DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$")
 LOG_TAIL_LINES = 30

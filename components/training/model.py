@@ -20,9 +20,9 @@ from torch import nn
 
 from components._core.artifacts import data_files, filesystem, open_atomic, read_json, write_json
 from components.training.data import Preprocessing
+from components.training.launch import CARD_FILE
 
 WEIGHTS_FILE = "model.safetensors"
-CARD_FILE = "model_card.json"
 CARD_FORMAT = "tabular-mlp-binary/v1"
 IMAGE_ENV = "CATALOG_IMAGE"  # the container image the trainer runs in, recorded in the card
 DATA_VERSION_ENV = "CATALOG_DATA_VERSION"  # the data version when the trainer is not given --data-version

@@ -13,6 +13,7 @@ from components._core.waiting import Clock
 from components.drift.bundle import write_bundle
 from components.training.config import TrainerConfig
 from components.training.launch import (
+    CARD_FILE,
     MODEL_DIR,
     LaunchConfig,
     make_backend,
@@ -21,7 +22,6 @@ from components.training.launch import (
     run,
 )
 from components.training.launch import launch_spec as make_launch_spec
-from components.training.model import CARD_FILE
 
 
 @dataclass(frozen=True)
